@@ -1,0 +1,1 @@
+"""The `kerascnn` command line: one thin Click command per library call."""

@@ -1,0 +1,2 @@
+"""Commands that run whole studies: compare, report."""
+COMMANDS = []

@@ -1,0 +1,137 @@
+"""The network of the assignment, and the per-layer table of what it is made of.
+
+    conv1 (32 3x3, same, ReLU) -> pool1 (2x2/2) -> conv2 (32 3x3, same, ReLU) -> pool2 (2x2/2)
+    -> flatten (1,568) -> fc1 (500, ReLU) -> logits (10, no softmax)
+
+With batch norm, a BatchNormalization sits after conv1, conv2 and fc1, before their ReLU (which then
+becomes a layer of its own, `<name>_relu`, so that "the output of conv1" still means the rectified map).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
+#: Layers whose output is the rectified feature map of a block (without batch norm: the layer itself).
+BLOCKS = ("conv1", "conv2", "fc1")
+
+
+def build_model(batchnorm: bool = False, dtype_policy: str | None = None):
+    """A functional keras.Model mapping (N, 28, 28, 1) float32 in [0, 1] to (N, 10) float32 logits.
+
+    dtype_policy: a Keras dtype policy for the hidden layers ("mixed_bfloat16" for fast training on
+    CPUs with bf16 support); the logits are always float32. Layer names are fixed (see module doc).
+    """
+    import keras
+
+    policy = dtype_policy or "float32"
+
+    def block(x, layer, name):
+        if not batchnorm:
+            return layer(x)
+        x = layer(x)
+        x = keras.layers.BatchNormalization(name=f"{name}_bn", dtype=policy)(x)
+        return keras.layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
+
+    # With batch norm the layers keep their biases (redundant before the mean subtraction, but the
+    # switch then only *inserts* layers, as in the assignment, and the base 799,078 stay as they are).
+    act = None if batchnorm else "relu"
+    inputs = keras.Input(INPUT_SHAPE, name="image")
+    x = block(inputs, keras.layers.Conv2D(32, 3, padding="same", activation=act,
+                                          name="conv1", dtype=policy), "conv1")
+    x = keras.layers.MaxPooling2D(2, 2, name="pool1", dtype=policy)(x)
+    x = block(x, keras.layers.Conv2D(32, 3, padding="same", activation=act,
+                                     name="conv2", dtype=policy), "conv2")
+    x = keras.layers.MaxPooling2D(2, 2, name="pool2", dtype=policy)(x)
+    x = keras.layers.Flatten(name="flatten", dtype=policy)(x)
+    x = block(x, keras.layers.Dense(500, activation=act, name="fc1", dtype=policy), "fc1")
+    logits = keras.layers.Dense(NUM_CLASSES, name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name="cnn_bn" if batchnorm else "cnn")
+
+
+def has_batchnorm(model) -> bool:
+    return any(layer.name.endswith("_bn") for layer in model.layers)
+
+
+def block_output_layer(model, name: str) -> str:
+    """The layer whose output is block `name`'s rectified map: `conv1` or, with batch norm, `conv1_relu`."""
+    names = {layer.name for layer in model.layers}
+    if f"{name}_relu" in names:
+        return f"{name}_relu"
+    if name in names:
+        return name
+    raise ValueError(f"no layer {name!r} in model {model.name} (layers: {', '.join(sorted(names))})")
+
+
+# ---------------------------------------------------------------------------- the table
+@dataclass
+class LayerRow:
+    """One layer: its output shape per image, parameters, units (activations per image) and MACs."""
+    name: str
+    kind: str
+    output_shape: tuple
+    params: int
+    units: int
+    macs: int
+
+
+@dataclass
+class ModelTable:
+    rows: list[LayerRow]
+
+    @property
+    def total_params(self) -> int:
+        return sum(r.params for r in self.rows)
+
+    @property
+    def total_units(self) -> int:
+        return sum(r.units for r in self.rows)
+
+    @property
+    def total_macs(self) -> int:
+        return sum(r.macs for r in self.rows)
+
+    def params_of(self, kind: str) -> int:
+        return sum(r.params for r in self.rows if r.kind == kind)
+
+    def to_dict(self) -> dict:
+        layers = [{k: v for k, v in asdict(r).items() if k != "kind"} for r in self.rows]
+        for layer in layers:
+            layer["output_shape"] = list(layer["output_shape"])
+        return {"layers": layers, "total_params": self.total_params, "total_units": self.total_units,
+                "total_macs": self.total_macs, "conv_params": self.params_of("conv"),
+                "dense_params": self.params_of("dense")}
+
+
+def layer_table(model) -> ModelTable:
+    """Counts each layer of `model` (the input layer excluded).
+
+    MACs are multiply-adds per image in the forward pass: a convolution does H*W*C_out*(k*k*C_in),
+    a dense layer in*out; batch norm is counted as one multiply-add per unit (its inference form,
+    a scale and a shift); pooling, flatten and ReLU do none.
+    """
+    import keras
+
+    rows = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        shape = tuple(int(d) for d in layer.output.shape[1:])
+        units = 1
+        for d in shape:
+            units *= d
+        params = int(layer.count_params())
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            c_in = int(layer.input.shape[-1])
+            kind, macs = "conv", units * kh * kw * c_in
+        elif isinstance(layer, keras.layers.Dense):
+            kind, macs = "dense", int(layer.input.shape[-1]) * units
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            kind, macs = "batchnorm", units
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            kind, macs = "pool", 0
+        else:
+            kind, macs = type(layer).__name__.lower(), 0
+        rows.append(LayerRow(layer.name, kind, shape, params, units, macs))
+    return ModelTable(rows)

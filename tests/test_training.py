@@ -1,0 +1,140 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kerascnn import UserError, store
+from kerascnn.training import (FusedAdam, StepRecorder, TrainConfig, TrainingInterrupted, train)
+
+
+def test_fused_adam_matches_keras_adam():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(7, 3)).astype(np.float32)
+    grads = [rng.normal(size=(7, 3)).astype(np.float32) for _ in range(5)]
+    finals = []
+    for optimizer in (keras.optimizers.Adam(0.01), FusedAdam(0.01)):
+        var = keras.Variable(start)
+        for g in grads:
+            optimizer.apply_gradients([(g, var)])
+        finals.append(var.numpy())
+    assert not np.allclose(finals[0], start)
+    np.testing.assert_allclose(finals[1], finals[0], rtol=1e-5, atol=1e-6)
+
+
+def test_step_recorder_keeps_each_batch_when_steps_are_grouped():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    recorder = StepRecorder(capacity=8)
+    model.compile(keras.optimizers.SGD(0.0), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[recorder], steps_per_execution=4)
+    x = np.random.default_rng(1).normal(size=(40, 4)).astype(np.float32)
+    y = np.arange(40) % 3
+    seen = []
+
+    class Read(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(recorder.read())
+
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[Read()])
+    assert [count for count, _, _ in seen] == [4, 5]  # callbacks every 4 steps, yet 5 steps recorded
+    _, losses, accuracies = seen[-1]
+    logits = model.predict(x, verbose=0)  # lr 0: the weights are those every step saw
+    for step in range(5):
+        lb, yb = logits[step * 8:(step + 1) * 8], y[step * 8:(step + 1) * 8]
+        expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(yb, lb)
+        assert losses[step] == pytest.approx(float(expected), rel=1e-5)
+        assert accuracies[step] == pytest.approx(float(np.mean(lb.argmax(1) == yb)))
+
+
+def config(tmp_path, idx_dir, **kw):
+    values = dict(epochs=2, batch_size=32, val_size=100, out_dir=str(tmp_path / "run"), data_dir=str(idx_dir),
+                  precision="fp32", steps_per_execution=4, val_every=5)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_train_writes_every_file_and_learns(tmp_path, idx_dir):
+    result = train(config(tmp_path, idx_dir), verbose=0)
+    out = tmp_path / "run"
+    for name in ("model.keras", "history.csv", "steps.csv", "metrics.json"):
+        assert (out / name).is_file(), name
+    assert not (out / ".resume").exists()
+    steps_per_epoch = -(-500 // 32)
+    steps = store.read_csv(out / "steps.csv")
+    assert [int(r["step"]) for r in steps] == list(range(1, 2 * steps_per_epoch + 1))
+    assert all(r["loss"] is not None and 0 <= r["accuracy"] <= 1 for r in steps)
+    val_rows = [r for r in steps if r["val_loss"] is not None]
+    assert len(val_rows) > 2  # every ~5 iterations and at both epoch ends
+    assert int(steps[steps_per_epoch - 1]["step"]) in [int(r["step"]) for r in val_rows]
+    history = store.read_csv(out / "history.csv")
+    assert [int(r["epoch"]) for r in history] == [1, 2]
+    assert history[-1]["val_loss"] == pytest.approx(steps[-1]["val_loss"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "params", "epochs", "batch_size", "batchnorm", "lr", "seed",
+                "train_seconds", "images_per_second", "tensorflow_version", "keras_version", "precision"):
+        assert key in metrics, key
+    assert metrics["params"] == 799_078 and metrics["precision"] == "fp32"
+    assert metrics["test_accuracy"] == pytest.approx(result.test.accuracy)
+    assert metrics["test_accuracy"] > 0.5  # the synthetic classes are easy; chance is 0.1
+    # the saved model is plain Keras: no custom objects needed to load it
+    loaded = keras.models.load_model(out / "model.keras")
+    x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(loaded(x), result.model(x), atol=1e-6)
+
+
+def test_bf16_batchnorm_run_trains(tmp_path, idx_dir):
+    result = train(config(tmp_path, idx_dir, batchnorm=True, precision="bf16", epochs=1), verbose=0)
+    assert result.metrics["precision"] == "bf16" and result.metrics["batchnorm"]
+    assert result.model.get_layer("conv1").compute_dtype == "float32"  # the saved model is float32
+    assert result.metrics["test_accuracy"] > 0.3
+
+
+class StopAt(keras.callbacks.Callback):
+    """Simulates Ctrl-C at the start of an epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_training_resumes_from_the_last_finished_epoch(tmp_path, idx_dir):
+    cfg = config(tmp_path, idx_dir, epochs=3)
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(cfg, verbose=0, callbacks=(StopAt(1),))
+    assert stopped.value.epochs_done == 1
+    out = tmp_path / "run"
+    assert not (out / "model.keras").exists()  # never a half-finished model
+    assert json.loads((out / ".resume" / "state.json").read_text())["epochs_done"] == 1
+    assert len(store.read_csv(out / "history.csv")) == 1
+
+    resumed = train(cfg, verbose=0)
+    assert resumed.resumed_from == 1
+    assert [row["epoch"] for row in resumed.history] == [1, 2, 3]
+    assert [row["step"] for row in resumed.steps] == list(range(1, 3 * 16 + 1))
+    assert (out / "model.keras").is_file() and not (out / ".resume").exists()
+
+    # the same recipe without the interruption gives the same network: data order and optimizer
+    # state were restored exactly
+    unbroken = train(config(tmp_path / "b", idx_dir, epochs=3), verbose=0)
+    for a, b in zip(unbroken.model.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_a_different_recipe_starts_afresh(tmp_path, idx_dir):
+    with pytest.raises(TrainingInterrupted):
+        train(config(tmp_path, idx_dir, epochs=3), verbose=0, callbacks=(StopAt(1),))
+    result = train(config(tmp_path, idx_dir, epochs=2, lr=5e-4), verbose=0)
+    assert result.resumed_from == 0
+
+
+@pytest.mark.parametrize("field,value,message", [("epochs", 0, "--epochs"), ("batch_size", -1, "--batch-size"),
+                                                 ("lr", 0.0, "--lr"), ("precision", "fp8", "--precision")])
+def test_bad_config_is_refused_before_work(tmp_path, field, value, message):
+    with pytest.raises(UserError, match=message):
+        train(TrainConfig(out_dir=str(tmp_path / "never"), **{field: value}))
+    assert not (tmp_path / "never").exists()
