@@ -87,7 +87,10 @@ def test_bf16_batchnorm_run_trains(tmp_path, idx_dir):
     result = train(config(tmp_path, idx_dir, batchnorm=True, precision="bf16", epochs=1), verbose=0)
     assert result.metrics["precision"] == "bf16" and result.metrics["batchnorm"]
     assert result.model.get_layer("conv1").compute_dtype == "float32"  # the saved model is float32
-    assert result.metrics["test_accuracy"] > 0.3
+    # 16 steps are too few for batch norm's moving statistics (momentum 0.99) to settle, so judge
+    # the learning by the training loss rather than by inference-mode accuracy
+    losses = [row["loss"] for row in result.steps]
+    assert np.mean(losses[-4:]) < 0.5 * np.mean(losses[:4])
 
 
 class StopAt(keras.callbacks.Callback):
@@ -138,3 +141,18 @@ def test_bad_config_is_refused_before_work(tmp_path, field, value, message):
     with pytest.raises(UserError, match=message):
         train(TrainConfig(out_dir=str(tmp_path / "never"), **{field: value}))
     assert not (tmp_path / "never").exists()
+
+
+def test_cosine_schedule_decays_from_lr_to_zero_over_the_run():
+    from kerascnn.training import learning_rate
+
+    cfg = TrainConfig(epochs=2, lr=1e-3)
+    schedule = learning_rate(cfg, steps_per_epoch=50)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(50)) == pytest.approx(5e-4, rel=1e-3)
+    assert float(schedule(100)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(TrainConfig(lr_schedule="constant", lr=3e-4), 50) == 3e-4
+    # extending a cosine run changes its schedule, so it cannot be resumed under another length
+    assert TrainConfig(epochs=2).resume_key() != TrainConfig(epochs=3).resume_key()
+    assert (TrainConfig(epochs=2, lr_schedule="constant").resume_key()
+            == TrainConfig(epochs=3, lr_schedule="constant").resume_key())
