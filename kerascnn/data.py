@@ -216,29 +216,63 @@ def first_of_each_class(labels: np.ndarray, classes) -> np.ndarray:
 def load_image_file(path: str | os.PathLike) -> np.ndarray:
     """A user's picture as an MNIST-like image: (28, 28, 1) float32 in [0, 1], light digit on dark.
 
-    Any size or mode PIL reads: converted to greyscale, padded to a square with its own background,
-    resized to 28x28, scaled to [0, 1], and inverted when the background (its border) is light.
+    Any size or mode PIL reads. Transparent pixels count as white paper. The picture is made
+    greyscale, scaled to [0, 1] and inverted when its background (the median of its border) is
+    light. Then it is framed the way MNIST's digits were: the ink's bounding box is scaled to fit
+    20x20 and placed in the 28x28 image with its centre of mass at the centre. A picture with no
+    ink at all is simply resized.
     """
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
+            if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+                rgba = img.convert("RGBA")
+                paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(paper, rgba)
             grey = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise UserError(f"cannot read image {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"cannot read image {path}: {reason}") from None
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    if background > 0.5:
+    if np.median(border) > 0.5:
         grey = 1.0 - grey
-        background = 1.0 - background
-    h, w = grey.shape
-    side = max(h, w)
-    square = np.full((side, side), background, np.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    square[top:top + h, left:left + w] = grey
-    resized = Image.fromarray(np.round(square * 255).astype(np.uint8)).resize((28, 28), Image.LANCZOS)
-    return (np.asarray(resized, np.float32) / 255.0).reshape(28, 28, 1)
+    grey = np.clip(grey - np.median(np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])), 0, 1)
+    return _frame_like_mnist(grey).reshape(28, 28, 1)
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    from PIL import Image
+
+    pil = Image.fromarray(np.asarray(image, np.float32), mode="F")
+    return np.asarray(pil.resize((width, height), Image.LANCZOS), np.float32)
+
+
+def _frame_like_mnist(ink: np.ndarray) -> np.ndarray:
+    """Light-on-dark (H, W) in [0, 1] -> (28, 28): ink box fitted to 20x20, centre of mass centred."""
+    peak = float(ink.max())
+    if peak <= 0:
+        return np.clip(_resize(ink, 28, 28), 0, 1)
+    ink = ink / peak
+    rows = np.flatnonzero(ink.max(axis=1) > 0.2)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.2)
+    box = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = box.shape
+    scale = 20.0 / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    digit = np.clip(_resize(box, new_w, new_h), 0, 1)
+    canvas = np.zeros((28, 28), np.float32)
+    top, left = (28 - new_h) // 2, (28 - new_w) // 2
+    canvas[top:top + new_h, left:left + new_w] = digit
+    mass = canvas.sum()
+    yy, xx = np.mgrid[0:28, 0:28]
+    shift_y = int(round(13.5 - (yy * canvas).sum() / mass))
+    shift_x = int(round(13.5 - (xx * canvas).sum() / mass))
+    # shift the centre of mass to the middle, as far as the 20x20 box stays inside the image
+    shift_y = int(np.clip(shift_y, -top, 28 - top - new_h))
+    shift_x = int(np.clip(shift_x, -left, 28 - left - new_w))
+    return np.roll(canvas, (shift_y, shift_x), axis=(0, 1))
 
 
 # ---------------------------------------------------------------------------- tf.data

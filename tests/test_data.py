@@ -93,3 +93,31 @@ def test_shuffled_batches_depend_only_on_seed_and_epoch():
     # images and labels stay paired
     for x, y in data.shuffled_batches(images, labels, 4, 0, var):
         np.testing.assert_array_equal(x.numpy().reshape(-1), y.numpy())
+
+
+def test_own_picture_is_framed_like_mnist(tmp_path):
+    from PIL import Image
+
+    # a thick dark stroke in the top-left corner of a large white picture
+    picture = np.full((300, 200), 255, np.uint8)
+    picture[20:140, 30:60] = 0
+    Image.fromarray(picture).save(tmp_path / "corner.png")
+    image = data.load_image_file(tmp_path / "corner.png")[..., 0]
+    rows = np.flatnonzero(image.max(axis=1) > 0.5)
+    cols = np.flatnonzero(image.max(axis=0) > 0.5)
+    assert rows[-1] - rows[0] + 1 <= 20 and rows[-1] - rows[0] + 1 >= 18  # the longer side fills 20 pixels
+    yy, xx = np.mgrid[0:28, 0:28]
+    assert abs((yy * image).sum() / image.sum() - 13.5) <= 1.0   # centre of mass in the middle
+    assert abs((xx * image).sum() / image.sum() - 13.5) <= 1.0
+    assert image[0].max() == 0 and image[:, 0].max() == 0
+
+
+def test_transparent_png_counts_as_white_paper(tmp_path):
+    from PIL import Image
+
+    rgba = np.zeros((50, 50, 4), np.uint8)          # fully transparent black...
+    rgba[10:40, 22:28] = (0, 0, 0, 255)             # ...with an opaque black stroke
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "stroke.png")
+    image = data.load_image_file(tmp_path / "stroke.png")
+    assert image.max() > 0.9 and image[0, 0, 0] == 0.0  # a light stroke on dark, not all black
+    assert (image > 0.5).mean() < 0.25
