@@ -42,6 +42,11 @@ def _curves(steps: list[dict], key: str, ylabel: str, title: str, log: bool, raw
         ax.axvline(boundary - 0.5, color="0.75", lw=0.8, ls=":")
     if log:
         ax.set_yscale("log")
+        # single batches reach 1e-8 late in training: keep the axis on the curves that matter
+        floors = [np.nanmin(smooth) if len(idx) else np.nan, np.nanmin(val) if has_val.any() else np.nan]
+        floor = np.nanmin(floors) if np.isfinite(floors).any() else np.nan
+        if np.isfinite(floor) and floor > 0:
+            ax.set_ylim(bottom=floor / 10)
     ax.set_xlabel("iteration (batch)")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)

@@ -1,0 +1,189 @@
+"""Training speed of `kerascnn train` beside plain PyTorch and plain Keras, on this machine.
+
+    python benchmarks/bench_train.py                      # the comparison (issue: 3 pairs, batch 16 and 64)
+    python benchmarks/bench_train.py --levers             # each speed lever on and off, same way
+    python benchmarks/bench_train.py --inference          # evaluation, occlusion map, attack steps
+
+Prints one JSON line per run and one summary line per comparison. Every run is a fresh process
+(its start-up, tracing and first epoch included, as a user would see), and the runs alternate
+A B C A B C... so that a noisy machine slows all of them alike. Figures are medians.
+
+The references (../shared/bench) train on all 60,000 training images; `kerascnn train` holds 5,000
+out for validation and also runs its validation passes inside the epoch. So the ratios compare time
+per training image (ref images/s over ours): an epoch of ours on 60,000 images would take
+ratio x the reference's epoch. Lower is better; the goal is <= 0.7.
+PyTorch is needed for its reference (pip install torch==2.13.0); it is not a project dependency.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT.parent / "shared" / "bench"
+IDX = ROOT.parent / "shared" / "datasets" / "mnist-idx"
+
+RUN_KERASCNN = r"""
+import json, os, sys, tempfile, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from kerascnn.training import TrainConfig, train
+overrides = json.loads(sys.argv[1])
+start = time.perf_counter()
+with tempfile.TemporaryDirectory() as out:
+    r = train(TrainConfig(out_dir=out, **overrides), verbose=0)
+call = time.perf_counter() - start
+m = r.metrics
+seconds = m["epoch_seconds"][0]
+print(json.dumps({"impl": "kerascnn", "batch_size": m["batch_size"], "epoch_seconds": seconds,
+                  "images_per_second": round(m["train_images"] / seconds, 1),
+                  "test_accuracy": round(m["test_accuracy"], 4), "precision": m["precision"],
+                  "whole_call_seconds": round(call, 2), "train_images": m["train_images"]}), flush=True)
+"""
+
+
+def run_once(kind: str, batch_size: int, overrides: dict | None = None, env: dict | None = None) -> dict:
+    """One fresh process training one epoch; returns its JSON line as a dict."""
+    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
+    if kind == "kerascnn":
+        args = [sys.executable, "-c", RUN_KERASCNN,
+                json.dumps({"epochs": 1, "batch_size": batch_size, "data_dir": str(IDX)} | (overrides or {}))]
+    else:
+        script = {"torch": "torch_reference.py", "keras": "keras_reference.py"}[kind]
+        args = [sys.executable, str(BENCH / script), "--batch-size", str(batch_size), "--epochs", "1"]
+    done = subprocess.run(args, cwd=BENCH if kind != "kerascnn" else ROOT, env=environment,
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise SystemExit(f"{kind} failed:\n{done.stderr[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def alternate(variants: dict, batch_size: int, rounds: int) -> dict:
+    """Runs every variant `rounds` times, interleaved; returns name -> list of results."""
+    results = {name: [] for name in variants}
+    for r in range(rounds):
+        for name, (kind, overrides, env) in variants.items():
+            result = run_once(kind, batch_size, overrides, env) | {"variant": name, "round": r}
+            results[name].append(result)
+            print(json.dumps(result), flush=True)
+    return results
+
+
+def median(results: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in results)
+
+
+def compare(args) -> None:
+    for batch_size in args.batch_sizes:
+        variants = {"kerascnn": ("kerascnn", {}, {}), "torch": ("torch", None, None), "keras": ("keras", None, None)}
+        if args.skip_torch:
+            del variants["torch"]
+        results = alternate(variants, batch_size, args.rounds)
+        ours = results["kerascnn"]
+        summary = {"summary": "train", "batch_size": batch_size, "rounds": args.rounds,
+                   "kerascnn_images_per_second": median(ours, "images_per_second"),
+                   "kerascnn_epoch_seconds": median(ours, "epoch_seconds"),
+                   "kerascnn_test_accuracy": median(ours, "test_accuracy")}
+        for ref in [v for v in variants if v != "kerascnn"]:
+            theirs = results[ref]
+            # ratio of time per image in each round (they ran side by side), then the median
+            ratios = [t["images_per_second"] / o["images_per_second"] for o, t in zip(ours, theirs)]
+            summary |= {f"{ref}_images_per_second": median(theirs, "images_per_second"),
+                        f"{ref}_epoch_seconds": median(theirs, "epoch_seconds"),
+                        f"{ref}_test_accuracy": median(theirs, "test_accuracy"),
+                        f"ratio_vs_{ref}": round(statistics.median(ratios), 3)}
+        print(json.dumps(summary), flush=True)
+
+
+LEVERS = {
+    # name: (TrainConfig overrides, environment)
+    "plain (fp32, steps_per_execution 1, Keras Adam)": ({"precision": "fp32", "steps_per_execution": 1,
+                                                         "optimizer": "adam"}, {}),
+    "+ steps_per_execution 64": ({"precision": "fp32", "optimizer": "adam"}, {}),
+    "+ fused Adam": ({"precision": "fp32"}, {}),
+    "+ mixed_bfloat16 (the default)": ({}, {}),
+    "default + XLA jit_compile": ({"jit_compile": True}, {}),
+    "default, inter-op threads 1": ({}, {"TF_NUM_INTEROP_THREADS": "1"}),
+    "default, oneDNN off": ({}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+}
+
+
+def levers(args) -> None:
+    names = args.lever or list(LEVERS)
+    for batch_size in args.batch_sizes:
+        variants = {name: ("kerascnn", LEVERS[name][0], LEVERS[name][1]) for name in names}
+        results = alternate(variants, batch_size, args.rounds)
+        for name in names:
+            print(json.dumps({"summary": "lever", "batch_size": batch_size, "variant": name,
+                              "images_per_second": median(results[name], "images_per_second"),
+                              "epoch_seconds": median(results[name], "epoch_seconds"),
+                              "test_accuracy": median(results[name], "test_accuracy")}), flush=True)
+
+
+def inference(args) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.path.insert(0, str(ROOT))
+    from kerascnn import data, evaluation, store
+
+    model = store.load_model(None)
+    images, labels = data.load_test(str(IDX))
+    evaluation.predict_logits(model, images[:1000])  # trace once
+    times = []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        evaluation.predict_logits(model, images)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"summary": "evaluate", "images": len(images), "batch_size": 1000,
+                      "images_per_second": round(len(images) / statistics.median(times), 1)}), flush=True)
+    try:
+        from kerascnn import occlusion
+    except ImportError:
+        return
+    image, label = images[data.pick(labels, digit=7)], int(labels[data.pick(labels, digit=7)])
+    times = []
+    for _ in range(args.rounds + 1):
+        start = time.perf_counter()
+        occlusion.sensitivity_map(model, image, label, patch=14, fill=0.5)
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"summary": "occlusion_map", "patch": 14, "stride": 1,
+                      "seconds_first": round(times[0], 3), "seconds": round(statistics.median(times[1:]), 3)}),
+          flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (alternated)")
+    parser.add_argument("--levers", action="store_true", help="measure each lever instead of the comparison")
+    parser.add_argument("--lever", action="append", choices=list(LEVERS), help="only these levers")
+    parser.add_argument("--inference", action="store_true", help="evaluation and occlusion-map speed")
+    parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
+    args = parser.parse_args()
+    print(json.dumps({"machine": machine()}), flush=True)
+    if args.inference:
+        inference(args)
+    elif args.levers:
+        levers(args)
+    else:
+        compare(args)
+
+
+def machine() -> dict:
+    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
+        info["avx512_bf16"] = "avx512_bf16" in cpuinfo
+    except (OSError, StopIteration):
+        pass
+    return info
+
+
+if __name__ == "__main__":
+    main()
