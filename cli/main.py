@@ -1,10 +1,35 @@
 """kerascnn: study a classic MNIST CNN end to end, one command per experiment."""
+import sys
+
 import click
 
 from kerascnn import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """A Click group whose usage errors (a bad option value, a missing argument) are one line:
+    `Error: <what is wrong> (see 'kerascnn CMD --help')`, exit status 2, instead of Click's usage
+    block. Command errors (ClickException) are already one line."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "kerascnn"
+            click.echo(f"Error: {e.format_message()} (see '{where} --help')", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kerascnn")
 def cli():
     """Train, count, inspect, attack and export a classic MNIST CNN.

@@ -72,7 +72,9 @@ def test_train_resumes_an_interrupted_run(tmp_path, idx_dir):
 ])
 def test_train_refuses_bad_numbers(tmp_path, args, message):
     result = run("train", "--out", tmp_path / "never", *args)
-    assert result.exit_code != 0 and message in result.output
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0]
     assert not (tmp_path / "never").exists()
 
 
