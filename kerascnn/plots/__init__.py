@@ -8,3 +8,4 @@ from kerascnn.plots.common import *  # noqa: F401,F403
 from kerascnn.plots.training import *  # noqa: F401,F403
 from kerascnn.plots.inspection import *  # noqa: F401,F403
 from kerascnn.plots.attacks import *  # noqa: F401,F403
+from kerascnn.plots.study import *  # noqa: F401,F403

@@ -1,0 +1,192 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from cli.main import cli
+from kerascnn import compare as study
+from kerascnn.compare import (Band, CompareConfig, RunRecord, aggregate, band, block_means,
+                              first_iteration_reaching, judge)
+
+
+# ---------------------------------------------------------------------------- synthetic runs
+def fake_run(batchnorm: bool, seed: int, accuracy: float, reach: int | None = 40, seconds: float = 10.0,
+             iterations: int = 100, val_every: int = 20) -> RunRecord:
+    """A run of `iterations` steps whose validation accuracy first reaches 98% at `reach`."""
+    rng = np.random.default_rng(seed + 100 * batchnorm)
+    steps = []
+    for i in range(1, iterations + 1):
+        row = {"epoch": (i - 1) // 50, "step": i, "loss": float(2.0 / i + 0.01 * rng.random()),
+               "accuracy": float(min(1.0, 0.5 + i / 150)), "val_loss": None, "val_accuracy": None}
+        if i % val_every == 0:
+            row["val_loss"] = 1.0 / i
+            row["val_accuracy"] = 0.99 if reach is not None and i >= reach else 0.95
+        steps.append(row)
+    history = [{"epoch": 1, "seconds": seconds}, {"epoch": 2, "seconds": seconds}]
+    metrics = {"test_accuracy": accuracy, "test_loss": 0.03, "epoch_seconds": [seconds, seconds],
+               "steps_per_epoch": 50, "epochs": 2, "batchnorm": batchnorm, "seed": seed}
+    return RunRecord("cnn_bn" if batchnorm else "cnn", batchnorm, seed, steps, history, metrics)
+
+
+def runs(plain, bn, **kw):
+    return ([fake_run(False, s, a, **kw) for s, a in enumerate(plain)]
+            + [fake_run(True, s, a, **kw) for s, a in enumerate(bn)])
+
+
+# ---------------------------------------------------------------------------- pure parts
+def test_first_iteration_reaching_skips_rows_without_validation():
+    rows = [{"step": 1, "val_accuracy": None}, {"step": 2, "val_accuracy": 0.97},
+            {"step": 3, "val_accuracy": None}, {"step": 4, "val_accuracy": 0.981}, {"step": 5, "val_accuracy": 0.99}]
+    assert first_iteration_reaching(rows, 0.98) == 4
+    assert first_iteration_reaching(rows, 0.995) is None
+    assert first_iteration_reaching([], 0.98) is None
+
+
+def test_block_means_keep_every_batch_and_drop_the_partial_block():
+    x, y = block_means(np.arange(1, 11), np.arange(10.0), points=3)
+    np.testing.assert_allclose(x, [2, 5, 8])
+    np.testing.assert_allclose(y, [1, 4, 7])
+    x, y = block_means(np.arange(1, 3), np.array([1.0, 3.0]), points=100)
+    np.testing.assert_allclose(y, [1.0, 3.0])
+
+
+def test_band_aligns_on_shared_iterations_and_ignores_nan():
+    b = band([(np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0])),
+              (np.array([2, 3, 4]), np.array([4.0, np.nan, 0.0]))])
+    assert isinstance(b, Band) and b.runs == 2
+    np.testing.assert_allclose(b.iteration, [2])
+    np.testing.assert_allclose([b.mean[0], b.low[0], b.high[0]], [3.0, 2.0, 4.0])
+
+
+def test_aggregate_bands_and_summary_numbers():
+    result = aggregate(runs([0.990, 0.991, 0.992], [0.993, 0.994, 0.995]), {"val_every": 20})
+    for variant in (result.plain, result.batchnorm):
+        assert set(variant.curves) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+        train, val = variant.curves["loss"], variant.curves["val_accuracy"]
+        assert train.mean.shape == train.low.shape == train.high.shape == (100,)
+        assert val.iteration.tolist() == [20, 40, 60, 80, 100]
+        assert np.all(train.low <= train.mean + 1e-12) and np.all(train.mean <= train.high + 1e-12)
+        assert variant.iterations_to_threshold == [40, 40, 40]
+    assert result.plain.accuracy_mean == pytest.approx(0.991)
+    assert result.plain.accuracy_std == pytest.approx(0.001)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert d["variants"]["cnn_bn"]["test_accuracy_mean"] == pytest.approx(0.994)
+    assert len(d["variants"]["cnn"]["curves"]["accuracy"]["mean"]) == 100
+    assert [r["first_iteration_reaching_threshold"] for r in d["runs"]] == [40] * 6
+    assert d["verdict"]["helped"] in ("yes", "no", "no clear difference")
+
+
+@pytest.mark.parametrize("plain,bn,accuracy,helped,words", [
+    ([0.9900, 0.9905, 0.9910], [0.9930, 0.9935, 0.9940], "better", "yes", "Batch norm helped"),
+    ([0.9930, 0.9935, 0.9940], [0.9900, 0.9905, 0.9910], "worse", "no", "Batch norm hurt"),
+    ([0.9900, 0.9930, 0.9915], [0.9920, 0.9905, 0.9935], "no clear difference", "no clear difference",
+     "No clear difference"),
+])
+def test_verdict_on_accuracy(plain, bn, accuracy, helped, words):
+    result = aggregate(runs(plain, bn))
+    v = result.verdict
+    assert (v.accuracy, v.helped) == (accuracy, helped)
+    assert v.sentence.startswith(words)
+    assert f"{100 * (np.mean(bn) - np.mean(plain)):+.2f} points" in v.sentence
+    assert v.speed == "no clear difference" and "about the same point" in v.sentence
+
+
+def test_a_difference_within_the_seed_spread_is_no_clear_difference():
+    # +0.13 points, as one reference report found, but seeds spread over 0.3 points
+    result = aggregate(runs([0.9880, 0.9910, 0.9895], [0.9893, 0.9923, 0.9908]))
+    assert result.verdict.difference_points == pytest.approx(0.13)
+    assert result.verdict.accuracy == "no clear difference"
+    assert "seeds alone account for differences up to 0.30 points" in result.verdict.sentence
+
+
+def test_verdict_on_speed_and_epoch_time():
+    records = ([fake_run(False, s, 0.99, reach=60 + 20 * (s == 2), seconds=10 + s) for s in range(3)]
+               + [fake_run(True, s, 0.99, reach=20 + 20 * (s == 1), seconds=14 + s) for s in range(3)])
+    v = aggregate(records).verdict
+    assert (v.accuracy, v.speed, v.epoch_time, v.helped) == ("no clear difference", "faster", "slower", "yes")
+    assert "sooner for every seed (median iteration 20 against 60)" in v.sentence
+    assert "1.36x as long (15.0 s against 11.0 s)" in v.sentence
+    # a seed that never reaches the threshold counts as infinitely late
+    records = ([fake_run(False, s, 0.99, reach=None) for s in range(2)]
+               + [fake_run(True, s, 0.99, reach=40) for s in range(2)])
+    v = aggregate(records).verdict
+    assert v.speed == "faster" and "against never" in v.sentence
+
+
+def test_one_seed_cannot_settle_it():
+    v = aggregate(runs([0.990], [0.995])).verdict
+    assert (v.accuracy, v.helped, v.margin_points) == ("unknown", "no clear difference", None)
+    assert "cannot tell" in v.sentence
+
+
+def test_judge_rejects_nothing_but_needs_both_variants():
+    with pytest.raises(ValueError):
+        aggregate([fake_run(False, 0, 0.99)])
+    result = aggregate(runs([0.99, 0.99], [0.99, 0.99]))
+    assert judge(result.plain, result.batchnorm).accuracy == "no clear difference"
+
+
+def test_figures_draw_from_synthetic_results(tmp_path):
+    from kerascnn import plots, store
+
+    result = aggregate(runs([0.990, 0.991], [0.992, 0.993]), {"epochs": 2, "batch_size": 16, "val_every": 20})
+    for name, fig in {"loss": plots.band_curves(result, "loss"), "acc": plots.band_curves(result, "accuracy"),
+                      "seeds": plots.seed_accuracies(result)}.items():
+        path = store.save_figure(fig, tmp_path / f"{name}.png")
+        assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError):
+        plots.band_curves(result, "val_loss")
+
+
+# ---------------------------------------------------------------------------- real (tiny) training
+def test_compare_trains_both_variants_then_reuses_finished_runs(tmp_path, idx_dir):
+    out = tmp_path / "cmp"
+    args = ["compare", "--seeds", 2, "--epochs", 2, "--batch-size", 32, "--subset", 200, "--val-size", 50,
+            "--val-every", 2, "--precision", "fp32", "--data-dir", idx_dir, "--out", out]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    for i, what in enumerate(["cnn seed 0", "cnn_bn seed 0", "cnn seed 1", "cnn_bn seed 1"], start=1):
+        assert f"run {i}/4: {what}: training" in result.output
+    assert "epoch 2/2:" in result.output
+    for name in ("compare.json", *study.FIGURES):
+        assert (out / name).stat().st_size > 0, name
+    d = json.loads((out / "compare.json").read_text())
+    assert [(r["name"], r["seed"]) for r in d["runs"]] == [("cnn", 0), ("cnn_bn", 0), ("cnn", 1), ("cnn_bn", 1)]
+    assert all(r["iterations"] == 10 and 0 <= r["test_accuracy"] <= 1 for r in d["runs"])  # 2 x 150 images / 32
+    for name in ("cnn", "cnn_bn"):
+        variant = d["variants"][name]
+        assert variant["seeds"] == [0, 1] and len(variant["test_accuracies"]) == 2
+        val = variant["curves"]["val_accuracy"]
+        # callbacks see every 64th step (steps_per_execution), so with 5 steps an epoch: its end only
+        assert val["iteration"] == [5, 10] and len(val["mean"]) == len(val["min"]) == len(val["max"]) == 2
+        assert all(lo <= m <= hi for lo, m, hi in zip(val["min"], val["mean"], val["max"]))
+    assert d["verdict"]["sentence"] in result.output
+    assert d["recipe"]["seeds"] == 2 and d["recipe"]["subset"] == 200
+    # run again: every run is reused, nothing retrained, same numbers
+    again = CliRunner().invoke(cli, [str(a) for a in args])
+    assert again.exit_code == 0, again.output
+    assert again.output.count(": already done in ") == 4 and "training" not in again.output
+    assert "4 runs (4 reused)" in again.output
+    assert json.loads((out / "compare.json").read_text())["variants"] == d["variants"]
+    # a changed recipe is not reused
+    changed = CliRunner().invoke(cli, [str(a) for a in args[:-2] + ["--seeds", 1, "--lr-schedule", "constant",
+                                                                    "--out", out]])
+    assert changed.exit_code == 0, changed.output
+    assert "run 1/2: cnn seed 0: training" in changed.output and "cannot tell" in changed.output
+
+
+def test_compare_refuses_bad_options_before_training(tmp_path):
+    result = CliRunner().invoke(cli, ["compare", "--seeds", "0", "--out", str(tmp_path / "never")])
+    assert result.exit_code != 0 and "--seeds" in result.output
+    assert not (tmp_path / "never").exists()
+
+
+def test_compare_config_makes_one_folder_per_run(tmp_path):
+    config = CompareConfig(seeds=2, first_seed=3, out_dir=str(tmp_path))
+    assert config.seed_list == [3, 4]
+    tc = config.train_config(True, 4)
+    assert tc.batchnorm and tc.seed == 4 and tc.out_dir.endswith("runs/cnn_bn_seed4")
+    assert study.load_finished(tc) is None
+    assert math.isclose(config.threshold, 0.98)
