@@ -29,7 +29,7 @@ def quiet_tensorflow() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # device probing logs too: do it now, quietly
-            import keras  # noqa: F401
+            import keras  # noqa: F401  (its start-up is chatty too)
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)  # tfds' warnings about folders it looked into

@@ -104,7 +104,6 @@ def test_own_picture_is_framed_like_mnist(tmp_path):
     Image.fromarray(picture).save(tmp_path / "corner.png")
     image = data.load_image_file(tmp_path / "corner.png")[..., 0]
     rows = np.flatnonzero(image.max(axis=1) > 0.5)
-    cols = np.flatnonzero(image.max(axis=0) > 0.5)
     assert rows[-1] - rows[0] + 1 <= 20 and rows[-1] - rows[0] + 1 >= 18  # the longer side fills 20 pixels
     yy, xx = np.mgrid[0:28, 0:28]
     assert abs((yy * image).sum() / image.sum() - 13.5) <= 1.0   # centre of mass in the middle

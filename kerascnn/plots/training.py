@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from kerascnn.plots.common import BAD, GOOD, image_grid, new_figure
 
@@ -29,7 +30,7 @@ def _curves(steps: list[dict], key: str, ylabel: str, title: str, log: bool, raw
     values = _column(steps, key)
     window = max(1, len(steps) // 80)
     if raw:
-        ax.plot(step, values, color="#8ab4f8", lw=0.4, alpha=0.5, label=f"train, each batch")
+        ax.plot(step, values, color="#8ab4f8", lw=0.4, alpha=0.5, label="train, each batch")
     idx, smooth = moving_average(values, window)
     if len(idx):
         ax.plot(step[idx], smooth, color="#1a56c4", lw=1.6, label=f"train, mean of {window} batches")
@@ -55,13 +56,13 @@ def _curves(steps: list[dict], key: str, ylabel: str, title: str, log: bool, raw
     return fig
 
 
-def loss_curves(steps: list[dict], title: str = "Cross-entropy loss") -> "Figure":
+def loss_curves(steps: list[dict], title: str = "Cross-entropy loss") -> Figure:
     """Training loss per iteration (raw and smoothed) and validation loss, log scale; dotted lines
     mark epoch ends. `steps`: rows of steps.csv (epoch, step, loss, accuracy, val_loss, val_accuracy)."""
     return _curves(steps, "loss", "loss (log scale)", title, log=True, raw=True)
 
 
-def accuracy_curves(steps: list[dict], title: str = "Accuracy") -> "Figure":
+def accuracy_curves(steps: list[dict], title: str = "Accuracy") -> Figure:
     """Training accuracy (smoothed: one batch of 16 is too coarse to read) and validation accuracy."""
     fig = _curves(steps, "accuracy", "accuracy", title, log=False, raw=False)
     ax = fig.axes[0]
@@ -72,7 +73,7 @@ def accuracy_curves(steps: list[dict], title: str = "Accuracy") -> "Figure":
 
 
 def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
-                    count: int = 20, mistakes: int = 10) -> "Figure":
+                    count: int = 20, mistakes: int = 10) -> Figure:
     """The first `count` test images and the first `mistakes` misclassified ones, titled
     "P: <pred>  T: <true>"; mistakes in red with a red frame."""
     labels = np.asarray(labels)
@@ -90,7 +91,7 @@ def prediction_grid(images: np.ndarray, labels: np.ndarray, predictions: np.ndar
     return fig
 
 
-def confusion_figure(confusion: np.ndarray, title: str = "Confusion matrix (test split)") -> "Figure":
+def confusion_figure(confusion: np.ndarray, title: str = "Confusion matrix (test split)") -> Figure:
     """A 10x10 confusion matrix (rows: true class, columns: predicted), counts written in the cells;
     the colour shows the row-normalised rate on a log scale so that rare mistakes stay visible."""
     from matplotlib.colors import LogNorm
