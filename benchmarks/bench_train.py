@@ -111,6 +111,8 @@ LEVERS = {
     "default + XLA jit_compile": ({"jit_compile": True}, {}),
     "default, inter-op threads 1": ({}, {"TF_NUM_INTEROP_THREADS": "1"}),
     "default, oneDNN off": ({}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+    "batch norm, bf16 (the default)": ({"batchnorm": True}, {}),
+    "batch norm, fp32": ({"batchnorm": True, "precision": "fp32"}, {}),
 }
 
 
