@@ -2,7 +2,8 @@
 
     python benchmarks/bench_train.py                      # the comparison (issue: 3 pairs, batch 16 and 64)
     python benchmarks/bench_train.py --levers             # each speed lever on and off, same way
-    python benchmarks/bench_train.py --inference          # evaluation, occlusion map, attack steps
+    python benchmarks/bench_train.py --inference          # evaluation and one occlusion map
+    (attack steps per second: benchmarks/bench_attacks.py)
 
 Prints one JSON line per run and one summary line per comparison. Every run is a fresh process
 (its start-up, tracing and first epoch included, as a user would see), and the runs alternate

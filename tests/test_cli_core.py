@@ -37,8 +37,9 @@ def test_summary_json_agrees_with_the_assignment():
 def test_train_on_a_small_dataset_writes_every_file(tmp_path, idx_dir):
     out = tmp_path / "run"
     result = run("train", "--data-dir", idx_dir, "--epochs", 2, "--batch-size", 32, "--val-size", 100,
-                 "--val-every", 8, "--precision", "fp32", "--out", out)
+                 "--val-every", 8, "--precision", "fp32", "--tensorboard", "--out", out)
     assert result.exit_code == 0, result.output
+    assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
     for name in ("model.keras", "history.csv", "steps.csv", "metrics.json", "loss.png", "accuracy.png",
                  "predictions.png", "confusion.png"):
         assert (out / name).stat().st_size > 0, name
