@@ -12,6 +12,8 @@ setup(
         "tensorflow-datasets==4.9.10",
         # tensorflow-datasets 4.9.10 imports it without declaring it
         "importlib_resources",
+        # `kerascnn train --tensorboard`: TensorFlow 2.21 no longer brings it along
+        "tensorboard>=2.20",
         "numpy>=1.26",
         "matplotlib>=3.8",
         "click>=8.1",
