@@ -43,8 +43,13 @@ def time_steps(model, start, targets, steps: int, repeats: int, optimizer: str, 
     """Median seconds of `steps` library steps (no early stop), after a compiling warm-up."""
     from kerascnn import attacks
 
-    run = lambda n: attacks._optimise(model, start, targets, steps=n, lr=0.01, confidence=None, clip=True,
-                                      optimizer=optimizer, anchor=anchor, beta=beta, check_every=20)
+    return median_seconds(lambda n: attacks._optimise(model, start, targets, steps=n, lr=0.01, confidence=None,
+                                                      clip=True, optimizer=optimizer, anchor=anchor, beta=beta,
+                                                      check_every=20), steps, repeats)
+
+
+def median_seconds(run, steps: int, repeats: int) -> float:
+    """Median seconds of run(steps) over `repeats` calls, after run(20) has compiled everything."""
     run(20)
     times = []
     for _ in range(repeats):
@@ -75,13 +80,7 @@ def time_python_loop(model, start, targets, steps: int, repeats: int, optimizer:
                 int(tf.reduce_sum(tf.cast(state[4], tf.int32)))
         return np.asarray(state[0])
 
-    run(20)
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        run(steps)
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
+    return median_seconds(run, steps, repeats)
 
 
 def main() -> None:
