@@ -29,28 +29,20 @@ def attack():
 
 
 # ---------------------------------------------------------------------------- shared options
-def _checked(value, name: str):
-    """Option callback: the library's own check, refused at parse time with one line."""
+def _checked(ctx, value, name: str):
+    """Option callback: the library's own check, refused at parse time as a usage error (one line)."""
     from kerascnn.attacks import check_settings
 
     if value is not None:
         try:
             check_settings(**{name: value})
         except ValueError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.UsageError(str(e), ctx) from None
     return value
 
 
 def _check(name: str):
-    return lambda ctx, param, value: _checked(value, name)
-
-
-def _at_least(low: int):
-    def callback(ctx, param, value):
-        if value is not None and value < low:
-            raise click.ClickException(f"--{param.name} must be at least {low}, got {value}")
-        return value
-    return callback
+    return lambda ctx, param, value: _checked(ctx, value, name)
 
 
 def _parse_classes(ctx, param, value):
@@ -59,7 +51,7 @@ def _parse_classes(ctx, param, value):
     try:
         return parse_classes(value)
     except ValueError as e:
-        raise click.ClickException(str(e)) from None
+        raise click.UsageError(str(e), ctx) from None
 
 
 def common_options(*, steps: int, lr: float, out: str, optimizer: str, seed_help: str):
@@ -252,13 +244,13 @@ def _sources(target: int, digit, index, image_file, count: int, data_dir):
 @click.option("--image", "image_file", type=click.Path(dir_okay=False), default=None,
               help="Source: your own picture (made greyscale, 28x28, [0, 1], inverted if its background "
                    "is light); --count does not apply.")
-@click.option("--count", type=int, default=6, show_default=True, callback=_at_least(1),
+@click.option("--count", type=click.IntRange(min=1), default=6, show_default=True,
               help="Source images. Default sources: the first test image of each class other than --target.")
 @confidence_option(0.99)
 @click.option("--beta", type=float, default=0.0, show_default=True, callback=_check("beta"),
               help="Penalty weight on the mean squared noise (0: stopping at --confidence already keeps "
                    "the noise as small as this optimiser makes it).")
-@click.option("--universal", type=int, default=100, show_default=True, callback=_at_least(0),
+@click.option("--universal", type=click.IntRange(min=0), default=100, show_default=True,
               help="Add the first source's noise to N random test images (seeded by --seed); 0: skip.")
 @data_dir_option
 @guarded

@@ -100,7 +100,7 @@ def report(out_dir, retrain, model_dir, bn_model_dir, compare_dir, data_dir):
     and our numbers beside the reference reports'. Figures are PNG files in OUT/, embedded in
     report.html (readable offline, no scripts) and linked from report.md.
 
-    With the pretrained models it takes a few minutes on two CPU cores (the attacks most of it).
+    With the pretrained models it takes about 20 seconds on two CPU cores (the attacks most of it).
 
     \b
     Example:  kerascnn report --out report/

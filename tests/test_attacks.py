@@ -352,7 +352,7 @@ def test_help(command, words):
     (["targeted", "--optimizer", "sgd"], "--optimizer")])
 def test_bad_values_are_refused_with_one_line(args, option, tmp_path):
     result = run(*args, "--out", tmp_path / "out")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, like every bad option value
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and option in lines[0]
     assert not (tmp_path / "out").exists()
