@@ -47,7 +47,8 @@ def write_run_figures(result, images, labels) -> list[Path]:
               help="bf16: mixed bfloat16 (float32 weights, logits and loss); fp32: all float32; "
                    "auto: bf16 on a GPU or a CPU with bf16 instructions, else fp32.")
 @click.option("--val-every", type=click.IntRange(min=0), default=512, show_default=True,
-              help="Iterations between validation points in steps.csv (0: at epoch ends only).")
+              help="Iterations between validation points in steps.csv (0: at epoch ends only). Steps run "
+                   "64 at a time, so a point lands at the end of the first block of 64 past each multiple.")
 @click.option("--subset", type=click.IntRange(min=2), default=None,
               help="Use only the first N training images (quick trials).")
 @guarded

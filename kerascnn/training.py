@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -51,7 +51,8 @@ class TrainConfig:
     tensorboard: bool = False        # also write TensorBoard logs under out_dir/tensorboard
     precision: str = "auto"          # "bf16" (mixed_bfloat16), "fp32", or "auto": bf16 where the hardware has it
     steps_per_execution: int = 64    # steps per call into TensorFlow (callbacks see every 64th step)
-    val_every: int = 512             # iterations between validation points in steps.csv (0: epoch ends only)
+    val_every: int = 512             # iterations between validation points in steps.csv (0: epoch ends only);
+                                     # a point lands at the end of the first 64-step chunk past each multiple
     subset: int | None = None        # use only the first N training images (quick trials, tests)
     optimizer: str = "fused_adam"    # "adam": Keras' own Adam (same arithmetic, slower); for A/B timing
     jit_compile: bool = False        # XLA for the train step (slower on the CPUs measured; see benchmarks)
@@ -422,10 +423,6 @@ def train(config: TrainConfig, data: data_lib.Mnist | None = None, verbose: int 
     store.write_json(out_dir / "metrics.json", metrics)
     shutil.rmtree(out_dir / ".resume", ignore_errors=True)
     return TrainResult(final, history, rows, metrics, out_dir, done, test)
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
 
 
 def default_out_dir(batchnorm: bool) -> str:
