@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from kerascnn import UserError
+from kerascnn.store import column
 
 VARIANTS = (("cnn", False), ("cnn_bn", True))
 CURVE_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -229,10 +230,6 @@ class CompareResult:
 
 
 # ---------------------------------------------------------------------------- pure aggregation
-def _column(rows: list[dict], key: str) -> np.ndarray:
-    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows], np.float64)
-
-
 def first_iteration_reaching(steps: list[dict], threshold: float = 0.98, key: str = "val_accuracy") -> int | None:
     """The first iteration whose `key` (a validation point of steps.csv) is >= threshold; None if none is."""
     for row in steps:
@@ -289,8 +286,8 @@ def curve_bands(runs: list[RunRecord], points: int = TRAIN_POINTS) -> dict[str, 
     for key in CURVE_KEYS:
         curves = []
         for run in runs:
-            step = _column(run.steps, "step")
-            values = _column(run.steps, key)
+            step = column(run.steps, "step")
+            values = column(run.steps, key)
             if key.startswith("val_"):
                 keep = ~np.isnan(values)
                 curves.append((step[keep], values[keep]))

@@ -101,6 +101,11 @@ def read_csv(path) -> list[dict]:
         return [{k: value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def column(rows: list[dict], key: str) -> np.ndarray:
+    """One column of read_csv rows as float64, None (an empty cell) as NaN."""
+    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows], np.float64)
+
+
 def save_npy(path, array: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:

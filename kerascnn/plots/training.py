@@ -5,6 +5,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from kerascnn.plots.common import BAD, GOOD, image_grid, new_figure
+from kerascnn.store import column
 
 __all__ = ["moving_average", "loss_curves", "accuracy_curves", "prediction_grid", "confusion_figure"]
 
@@ -19,26 +20,22 @@ def moving_average(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndar
     return np.arange(window - 1, len(values)), np.convolve(values, kernel, mode="valid")
 
 
-def _column(rows: list[dict], key: str) -> np.ndarray:
-    return np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows], np.float64)
-
-
 def _curves(steps: list[dict], key: str, ylabel: str, title: str, log: bool, raw: bool):
     fig = new_figure(7.5, 4.2)
     ax = fig.subplots()
-    step = _column(steps, "step")
-    values = _column(steps, key)
+    step = column(steps, "step")
+    values = column(steps, key)
     window = max(1, len(steps) // 80)
     if raw:
         ax.plot(step, values, color="#8ab4f8", lw=0.4, alpha=0.5, label="train, each batch")
     idx, smooth = moving_average(values, window)
     if len(idx):
         ax.plot(step[idx], smooth, color="#1a56c4", lw=1.6, label=f"train, mean of {window} batches")
-    val = _column(steps, f"val_{key}")
+    val = column(steps, f"val_{key}")
     has_val = ~np.isnan(val)
     if has_val.any():
         ax.plot(step[has_val], val[has_val], "o-", color="#e8710a", ms=3.5, lw=1.3, label="validation")
-    epochs = _column(steps, "epoch")
+    epochs = column(steps, "epoch")
     for boundary in step[1:][np.diff(epochs) > 0]:
         ax.axvline(boundary - 0.5, color="0.75", lw=0.8, ls=":")
     if log:
@@ -66,7 +63,7 @@ def accuracy_curves(steps: list[dict], title: str = "Accuracy") -> Figure:
     """Training accuracy (smoothed: one batch of 16 is too coarse to read) and validation accuracy."""
     fig = _curves(steps, "accuracy", "accuracy", title, log=False, raw=False)
     ax = fig.axes[0]
-    values = _column(steps, "val_accuracy")
+    values = column(steps, "val_accuracy")
     low = np.nanmin(values) if np.isfinite(values).any() else 0.9
     ax.set_ylim(max(0.0, min(low, 0.95) - 0.02), 1.002)
     return fig
