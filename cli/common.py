@@ -57,14 +57,17 @@ def _stderr_to_devnull():
 
 def guarded(func):
     """Runs a command body with TensorFlow quietly imported; a UserError or a bad value becomes one
-    line on stderr and exit status 1, never a traceback."""
+    line on stderr and exit status 1 (the error's own exit_code: 130 for an interrupted training),
+    never a traceback."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             quiet_tensorflow()
             return func(*args, **kwargs)
         except UserError as e:
-            raise click.ClickException(str(e)) from None
+            error = click.ClickException(str(e))
+            error.exit_code = e.exit_code
+            raise error from None
         except ValueError as e:  # library argument checks (attacks, occlusion) raise ValueError
             raise click.ClickException(str(e).splitlines()[0] if str(e) else "invalid value") from None
     return wrapper

@@ -83,11 +83,7 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, seed, val_size, out_di
     data = data_lib.load_mnist(data_dir, val_size, seed, subset)
     click.echo(f"MNIST from {data.source}: {len(data.x_train)} training, {len(data.x_val)} validation, "
                f"{len(data.x_test)} test images")
-    try:
-        result = training.train(config, data, notify=click.echo)
-    except training.TrainingInterrupted as e:
-        click.echo(f"\n{e}", err=True)
-        raise SystemExit(130)
+    result = training.train(config, data, notify=click.echo)
     write_run_figures(result, data.x_test, data.y_test)
     m = result.metrics
     click.echo(f"test accuracy {m['test_accuracy']:.2%} (loss {m['test_loss']:.4f}); "

@@ -60,11 +60,7 @@ def compare(seeds, first_seed, epochs, batch_size, lr_schedule, val_size, val_ev
                f"epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
                f"{training.resolve_precision(precision)} -> {out_dir}/")
     started = time.perf_counter()
-    try:
-        result = study.compare(config, progress=click.echo, verbose=1 if verbose else 0)
-    except training.TrainingInterrupted as e:
-        click.echo(f"\n{e}", err=True)
-        raise SystemExit(130)
+    result = study.compare(config, progress=click.echo, verbose=1 if verbose else 0)
     written = study.save(result, out_dir)
     click.echo("")
     click.echo(study.format_table(result))

@@ -13,3 +13,5 @@ DEFAULT_MODEL = SAVED_MODELS / "cnn" / "model.keras"
 
 class UserError(Exception):
     """A problem with the user's input (a file, an option, missing data): shown as one line."""
+
+    exit_code = 1  # the command's exit status when this ends it

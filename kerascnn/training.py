@@ -102,6 +102,8 @@ class TrainResult:
 class TrainingInterrupted(UserError):
     """Training stopped (Ctrl-C) after `epochs_done` finished epochs; the same command resumes it."""
 
+    exit_code = 130  # as a shell reports a process ended by Ctrl-C
+
     def __init__(self, out_dir: Path, epochs_done: int):
         self.epochs_done = epochs_done
         super().__init__(f"interrupted after {epochs_done} finished epoch(s); run the same command "

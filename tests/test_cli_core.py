@@ -138,3 +138,16 @@ def test_pretrained_model_reaches_99_percent_on_the_real_test_split():
     report = json.loads(result.output)
     assert report["count"] == 10_000
     assert report["accuracy"] >= 0.99
+
+
+def test_an_interrupted_train_says_how_to_resume_and_exits_130(tmp_path, idx_dir, monkeypatch):
+    from kerascnn import training
+
+    def interrupted(config, *args, **kwargs):
+        raise training.TrainingInterrupted(tmp_path / "run", 2)
+
+    monkeypatch.setattr(training, "train", interrupted)
+    result = run("train", "--data-dir", idx_dir, "--val-size", 100, "--out", tmp_path / "run")
+    assert result.exit_code == 130
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: interrupted after 2 finished epoch(s); run the same command again to resume from {tmp_path / 'run'}")
