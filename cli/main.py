@@ -35,7 +35,7 @@ def cli():
     """Train, count, inspect, attack and export a classic MNIST CNN.
 
     \b
-    Start:    kerascnn train              (5 epochs, about a minute on two CPU cores)
+    Start:    kerascnn train              (5 epochs, about 90 seconds on two CPU cores)
     Count:    kerascnn summary
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
