@@ -1,4 +1,5 @@
-"""Saving and loading: every file is written whole or not at all (temporary name, then rename).
+"""Saving and loading: every file is written whole or not at all (temporary name, then rename);
+an OSError while writing becomes one line (WriteError); every JSON is strict (no NaN).
 
 Models, JSON, CSV, NumPy arrays and figures go through here, and so does the SavedModel export.
 """
@@ -6,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -20,32 +23,104 @@ import numpy as np
 from kerascnn import DEFAULT_MODEL, UserError
 
 
+# ---------------------------------------------------------------------------- OS errors
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+}
+
+
+def describe_os_error(e: OSError, doing: str, outcome: str | None = None) -> str:
+    """One line for a user: `no space left on device while writing out/model.keras[; outcome]`.
+
+    `doing` completes "while ...", e.g. "writing out/model.keras"; `outcome` says what was kept,
+    e.g. "nothing was changed", when the caller knows it.
+    """
+    reason = _REASONS.get(e.errno)
+    if reason is None:
+        reason = e.strerror or str(e) or type(e).__name__
+        if reason[:1].isupper() and reason[1:2].islower():  # "Not a directory", not "EOF"
+            reason = reason[0].lower() + reason[1:]
+    return f"{reason} while {doing}" + (f"; {outcome}" if outcome else "")
+
+
+class WriteError(UserError):
+    """An OSError met while writing, told in one line (see describe_os_error)."""
+
+
+@contextlib.contextmanager
+def os_errors(doing: str, outcome: str | None = None):
+    """Turns an OSError raised in the block into WriteError(describe_os_error(e, doing, outcome))."""
+    try:
+        yield
+    except OSError as e:
+        raise WriteError(describe_os_error(e, doing, outcome)) from None
+
+
+# ---------------------------------------------------------------------------- strict JSON
+def dumps_json(obj, *, indent: int | None = 2) -> str:
+    """JSON text of `obj` that strict parsers accept: NaN and ±Infinity become null, at any depth
+    (floats, numpy scalars and arrays alike); numpy values become numbers/lists, Paths strings.
+    Anything else JSON cannot hold raises TypeError, and a non-finite float missed here ValueError."""
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False, default=_json_default)
+
+
+def _finite(value):
+    if isinstance(value, float):  # np.float64 included
+        return value if math.isfinite(value) else None
+    if isinstance(value, np.ndarray):
+        return _finite(value.tolist())
+    if isinstance(value, np.generic):
+        return _finite(value.item())
+    if isinstance(value, dict):
+        return {(k.item() if isinstance(k, np.generic) else k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value):
+    if isinstance(value, (np.generic, np.ndarray)):
+        return _finite(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
 # ---------------------------------------------------------------------------- atomic writes
 def ensure_dir(path: str | os.PathLike) -> Path:
-    """Creates folder `path` (and parents); a clear UserError when it cannot be made or written."""
+    """Creates folder `path` (and parents); WriteError (one line) when it cannot be made or written."""
     path = Path(path)
-    try:
+    with os_errors(f"creating folder {path}"):
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"cannot create folder {path}: {e.strerror or e}") from None
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(f"folder {path} is not writable")
+        raise WriteError(f"permission denied while writing into folder {path}")
     return path
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds."""
+    """Yields a temporary path beside `path`; renames it onto `path` only if the block succeeds.
+
+    The temporary is removed whatever happens (an exception, Ctrl-C); an OSError in the block or
+    in the rename becomes WriteError `<reason> while writing PATH[; the earlier NAME was kept]`.
+    """
     path = Path(path)
-    ensure_dir(path.parent if str(path.parent) else Path("."))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual mode
+    ensure_dir(path.parent)
+    doing, outcome = f"writing {path}", f"the earlier {path.name} was kept" if path.exists() else None
+    with os_errors(doing, outcome):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with os_errors(doing, outcome):
+            os.close(fd)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual mode
+            yield Path(tmp)
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 
 
@@ -66,17 +141,8 @@ def write_text(path, text: str) -> Path:
 
 
 def write_json(path, obj) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+    """Writes dumps_json(obj) (strict JSON: non-finite numbers as null) atomically."""
+    return write_text(path, dumps_json(obj) + "\n")
 
 
 def write_csv(path, rows: list[dict], fields: list[str]) -> Path:
@@ -109,8 +175,16 @@ def column(rows: list[dict], key: str) -> np.ndarray:
 def save_npy(path, array: np.ndarray) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.save(f, array)
+            np.save(_Writer(f), array)
     return Path(path)
+
+
+class _Writer:
+    """Hides a real file from np.save, which then writes through f.write: its tofile() reports a
+    full disk as "N requested and M written", with no errno to tell the user what happened."""
+
+    def __init__(self, f):
+        self.write = f.write
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
