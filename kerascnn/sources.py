@@ -1,0 +1,316 @@
+"""The raw images of an image classifier task, from one of three sources.
+
+- tensorflow-datasets (`data_dir` None, or a tensorflow_datasets folder): any dataset with an `image`
+  feature of fixed shape and a `label` ClassLabel (mnist, fashion_mnist, kmnist, cifar10, ...).
+- a folder holding the four standard IDX files, gzipped or not (MNIST's format, any image size).
+- a folder of images by class, the convention of `keras.utils.image_dataset_from_directory`:
+  `DIR/train/<class>/*` and `DIR/test/<class>/*`, or `DIR/<class>/*`, from which 20% of each class
+  is held out for testing by `seed`. Files are .png, .jpg, .jpeg, .bmp or .gif.
+
+Images are uint8 (N, H, W, C), labels int64. "Test image i" is the i-th test image in the source's own
+order: the order tensorflow-datasets stores (for MNIST not the IDX order), the IDX files' order, or
+for an image folder the order `image_dataset_from_directory(shuffle=False)` yields: classes in sorted
+folder-name order, then within a class its files sorted by folder path and then by name. Training
+images follow the same rule.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kerascnn import UserError
+
+IDX_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+#: the suffixes image_dataset_from_directory reads (compared in lower case)
+IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+#: an image folder without train/ and test/ holds out this share of each class for testing
+TEST_SHARE = 0.2
+#: named when a dataset name is unknown
+IMAGE_DATASETS = ("mnist", "fashion_mnist", "kmnist", "emnist", "cifar10", "cifar100", "svhn_cropped")
+#: tfds fetches prepared copies and metadata from Google Cloud Storage before a dataset's own URLs;
+#: if this host cannot be reached in 5 s the machine is taken to be offline
+DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A task's raw images. Arrays are read-only: they are cached and shared."""
+    x_train: np.ndarray      # (N, H, W, C) uint8
+    y_train: np.ndarray      # (N,) int64
+    x_test: np.ndarray       # (M, H, W, C) uint8
+    y_test: np.ndarray       # (M,) int64
+    class_names: tuple[str, ...]
+    name: str                # the tfds name ("mnist", "cifar10", ...), "idx" or "folder"
+    origin: str              # one line: where the images came from
+    notices: tuple[str, ...] = ()  # one-line notices for the user (e.g. images resized)
+
+
+@functools.lru_cache(maxsize=4)
+def load(dataset: str = "mnist", data_dir: str | None = None, seed: int = 0) -> Arrays:
+    """The task's images. `data_dir` None: the tensorflow-datasets `dataset` from TFDS_DATA_DIR (else
+    tfds' own folder), downloaded when it is missing and the machine is online. `data_dir` a folder:
+    its IDX files, else its images by class, else a tensorflow_datasets folder holding `dataset`.
+    `seed` picks the test images of an image folder without train/ and test/. Cached per process."""
+    if data_dir is None:
+        return _load_tfds(dataset, None)
+    folder = Path(data_dir).expanduser()
+    if not str(data_dir).strip() or not folder.is_dir():
+        raise UserError(f"data_dir {data_dir} is not a folder")
+    folder = folder.resolve()
+    if is_idx_folder(folder):
+        return _load_idx(folder)
+    layout = _image_layout(folder)
+    if layout:
+        return _load_split_folder(folder) if layout == "split" else _load_class_folder(folder, seed)
+    return _load_tfds(dataset, str(folder))
+
+
+def _arrays(x_train, y_train, x_test, y_test, class_names, name, origin, notices=()) -> Arrays:
+    parts = [np.asarray(x_train, np.uint8), np.asarray(y_train, np.int64),
+             np.asarray(x_test, np.uint8), np.asarray(y_test, np.int64)]
+    for array in parts:
+        array.setflags(write=False)  # cached: nobody may change them in place
+    return Arrays(*parts, tuple(str(c) for c in class_names), name, origin, tuple(notices))
+
+
+# ---------------------------------------------------------------------------- IDX files
+def _idx_path(folder: Path, name: str) -> Path | None:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def is_idx_folder(folder: str | os.PathLike) -> bool:
+    """True when `folder` holds all four IDX files (gzipped or not)."""
+    folder = Path(folder)
+    return all(_idx_path(folder, name) for name in IDX_FILES.values())
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Reads one IDX file (gzipped or not) into a uint8 array of the shape its header gives."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:
+        raise UserError(f"cannot read IDX file {path}: {e}") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise UserError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    data = np.frombuffer(raw, np.uint8, offset=min(header, len(raw)))
+    if len(raw) < header or data.size != int(np.prod(shape)):
+        raise UserError(f"{path} is truncated: header says {shape}, found {data.size} bytes")
+    return data.reshape(shape)
+
+
+def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Writes a uint8 array as an IDX file (gzipped when the name ends in .gz). For tests and tools."""
+    array = np.ascontiguousarray(array, np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def _load_idx(folder: Path) -> Arrays:
+    x_train, y_train, x_test, y_test = (read_idx(_idx_path(folder, name)) for name in IDX_FILES.values())
+    x_train, x_test = (x[..., None] if x.ndim == 3 else x for x in (x_train, x_test))  # MNIST's (N, H, W)
+    for split, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if x.ndim != 4 or y.ndim != 1 or len(x) != len(y) or x.shape[1:] != x_train.shape[1:]:
+            raise UserError(f"{folder}: {split} images {x.shape} and labels {y.shape} do not fit: they must "
+                            f"be (N, H, W) or (N, H, W, C) and (N,), the same H, W, C in both splits")
+    classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
+    return _arrays(x_train, y_train, x_test, y_test, [str(i) for i in range(classes)], "idx",
+                   f"IDX files in {folder}")
+
+
+# ---------------------------------------------------------------------------- tensorflow-datasets
+def _can_reach(host: tuple[str, int], timeout: float = 5.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(host, timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _image_builder(dataset: str, data_dir: str | None):
+    """The tfds builder of `dataset`, checked to be an image classification dataset of fixed shape."""
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(dataset, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        names = tfds.list_builders(with_community_datasets=False)
+        close = difflib.get_close_matches(dataset.split("/")[0].split(":")[0], names, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"dataset {dataset!r} is not a tensorflow-datasets dataset{hint}; image "
+                        f"classification ones include {', '.join(IMAGE_DATASETS)}") from None
+    except Exception as e:  # a bad config or version: tfds says which in its first line
+        raise UserError(f"dataset {dataset!r}: {_first_line(e)}") from None
+    features = builder.info.features
+    image = features["image"] if "image" in features else None
+    label = features["label"] if "label" in features else None
+    if not isinstance(image, tfds.features.Image) or not isinstance(label, tfds.features.ClassLabel):
+        raise UserError(f"dataset {dataset!r} is not an image classification dataset: it needs an 'image' "
+                        f"feature and a 'label' ClassLabel, and has {', '.join(features.keys())}")
+    if None in image.shape or np.dtype(image.np_dtype) != np.uint8:
+        raise UserError(f"dataset {dataset!r} has images of shape {image.shape} and type "
+                        f"{np.dtype(image.np_dtype).name}; only fixed-size 8-bit ones load from tensorflow-"
+                        f"datasets (an image folder by class passed as data_dir takes any size)")
+    return builder
+
+
+def _load_tfds(dataset: str, data_dir: str | None) -> Arrays:
+    builder = _image_builder(dataset, data_dir)
+    root = builder.data_dir_root
+    name = builder.info.full_name.rsplit("/", 1)[0]
+    try:
+        if not builder.is_prepared():
+            # tfds would retry a dead download for minutes (and leave half-made folders): ask first
+            if not _can_reach(DOWNLOAD_HOST):
+                where = (f"set TFDS_DATA_DIR to a folder holding {name}/<version>, or pass data_dir"
+                         if data_dir is None else
+                         f"data_dir holds neither the four IDX files, nor images by class, nor {name}/<version>")
+                raise UserError(f"dataset {dataset!r} not found in {root} and it cannot be downloaded "
+                                f"(no internet): {where}")
+            builder.download_and_prepare()
+        (x_train, y_train), (x_test, y_test) = _read_split(builder, "train"), _read_split(builder, "test")
+    except UserError:
+        raise
+    except Exception as e:  # tfds raises many kinds (download, file, assertion) for "not there"
+        raise UserError(f"cannot load dataset {dataset!r} from tensorflow-datasets in {root}: "
+                        f"{_first_line(e)}") from None
+    return _arrays(x_train, y_train, x_test, y_test, builder.info.features["label"].names, name,
+                   f"tensorflow-datasets {name} {builder.version} in {root}")
+
+
+def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    # not batch_size=-1: that batches by the split's recorded size, which tfds' mock data lacks
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    ds = ds.map(lambda example: (example["image"], example["label"])).batch(10_000)
+    batches = list(ds.as_numpy_iterator())
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
+
+
+# ---------------------------------------------------------------------------- image folders
+# Read by hand with PIL rather than image_dataset_from_directory: each file's greyscale/RGB mode decides
+# the channels, images keep their size unless they differ from the first, 16-bit files keep their
+# range, and the arrays come out whole in the documented sorted order.
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _files_of(folder: Path) -> list[Path]:
+    """A class folder's images, walked like image_dataset_from_directory: folders sorted, names sorted."""
+    return [Path(root) / name for root, _, files in sorted(os.walk(folder), key=lambda walk: walk[0])
+            for name in sorted(files) if name.lower().endswith(IMAGE_SUFFIXES)]
+
+
+def _holds_classes(folder: Path, every: bool = True) -> bool:
+    """True when every (or any) subfolder of `folder` holds an image file directly. Only that level is
+    looked at, so that a big folder which is no image folder is not walked to its bottom."""
+    classes = _class_folders(folder) if folder.is_dir() else []
+    return bool(classes) and (all if every else any)(
+        any(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in os.scandir(folder / name))
+        for name in classes)
+
+
+def _image_layout(folder: Path) -> str | None:
+    """"split" (train/ and test/ of class folders), "classes" (class folders), or None."""
+    train, test = folder / "train", folder / "test"
+    if train.is_dir() and test.is_dir() and (_holds_classes(train, False) or _holds_classes(test, False)):
+        return "split"
+    for present, absent in ((train, test), (test, train)):
+        if _holds_classes(present) and not absent.is_dir():
+            raise UserError(f"data_dir {folder} has {present.name}/ but no {absent.name}/: give both, or put "
+                            f"the class folders directly in data_dir")
+    return "classes" if _holds_classes(folder) else None
+
+
+def _index(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
+    classes = _class_folders(folder)
+    files = [_files_of(folder / name) for name in classes]
+    labels = [label for label, f in enumerate(files) for _ in f]
+    return classes, [path for f in files for path in f], np.array(labels, np.int64)
+
+
+def _load_split_folder(folder: Path) -> Arrays:
+    from kerascnn import pictures
+
+    classes, train_files, y_train = _index(folder / "train")
+    test_classes, test_files, y_test = _index(folder / "test")
+    if classes != test_classes:
+        only = [", ".join(sorted(set(a) - set(b))) or "-"
+                for a, b in ((classes, test_classes), (test_classes, classes))]
+        raise UserError(f"data_dir {folder}: train/ and test/ must hold the same class folders; only in "
+                        f"train/: {only[0]}; only in test/: {only[1]}")
+    if not train_files or not test_files:
+        raise UserError(f"data_dir {folder}: {'train/' if not train_files else 'test/'} holds no images")
+    images, notices = pictures.read_pictures(train_files + test_files)  # one size and mode for both
+    return _arrays(images[:len(train_files)], y_train, images[len(train_files):], y_test, classes, "folder",
+                   f"image folder {folder} (train/ and test/)", notices)
+
+
+def _load_class_folder(folder: Path, seed: int) -> Arrays:
+    if seed < 0:
+        raise UserError(f"seed must be 0 or more, got {seed}")
+    from kerascnn import pictures
+
+    classes, files, labels = _index(folder)
+    test = np.zeros(len(files), bool)
+    for label in range(len(classes)):
+        members = np.flatnonzero(labels == label)
+        n_test = max(1, round(TEST_SHARE * len(members))) if len(members) >= 2 else 0
+        chosen = np.random.default_rng([seed, label]).permutation(members)[:n_test]
+        test[chosen] = True
+    if not test.any():
+        raise UserError(f"data_dir {folder}: no class has two images, so none can be held out for testing")
+    images, notices = pictures.read_pictures(files)
+    return _arrays(images[~test], labels[~test], images[test], labels[test], classes, "folder",
+                   f"image folder {folder} (no train/ and test/: {TEST_SHARE:.0%} of each class held out "
+                   f"for testing by seed {seed})", notices)
+
+
+def write_image_folder(root: str | os.PathLike, images: np.ndarray, labels, class_names,
+                       split: str | None = "train") -> Path:
+    """Writes images (N, H, W, C) uint8, C 1 or 3, as PNGs `root/<split>/<class>/<i:05d>.png` (no
+    <split> level when split is None); every class gets a folder, even an empty one. Returns the folder
+    of class folders."""
+    from PIL import Image
+
+    from kerascnn import store
+
+    images = np.asarray(images, np.uint8)
+    if images.ndim != 4 or images.shape[3] not in (1, 3):
+        raise ValueError(f"images must be (N, H, W, 1) or (N, H, W, 3), got {images.shape}")
+    if split not in ("train", "test", None):
+        raise ValueError(f"split must be 'train', 'test' or None, got {split!r}")
+    base = Path(root) / split if split else Path(root)
+    for name in class_names:
+        store.ensure_dir(base / str(name))
+    for i, (image, label) in enumerate(zip(images, np.asarray(labels))):
+        with store.atomic_path(base / str(class_names[int(label)]) / f"{i:05d}.png") as tmp:
+            Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(tmp, format="PNG")
+    return base
