@@ -1,20 +1,28 @@
-"""What every command shares: quiet TensorFlow start-up, one-line errors, the common options.
+"""What every command shares: quiet TensorFlow start-up, one-line errors, the options that build a
+Subject (--model, --dataset, --data-dir) and pick an image, and writing an experiment's outputs.
 
-Nothing here imports TensorFlow at import time, so `kerascnn --help` answers at once.
+Nothing here imports TensorFlow at import time, so `kerascnn --help` answers at once. Every option
+value that can be checked without data is checked while the options are parsed (exit 2).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
-import json
+import math
 import os
 import sys
+from pathlib import Path
 
 import click
 
-from kerascnn import DEFAULT_MODEL, UserError
+from kerascnn import BadValue, UserError
+
+#: Where a command writes when --out is not given: runs/<command>/ (ignored by git).
+RUNS = "runs"
 
 
+# ---------------------------------------------------------------------------- TensorFlow, errors
 def quiet_tensorflow() -> None:
     """Imports TensorFlow with its start-up chatter (oneDNN, CUDA probing) kept off the terminal.
 
@@ -55,68 +63,214 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
+def flag_of(param: str) -> str:
+    """The option of the running command whose parameter is `param` (`patch` -> `--patch`)."""
+    ctx = click.get_current_context(silent=True)
+    for p in (ctx.command.params if ctx else []):
+        if p.name == param and getattr(p, "opts", None):
+            return p.opts[0]
+    return param
+
+
 def guarded(func):
-    """Runs a command body with TensorFlow quietly imported; a UserError or a bad value becomes one
-    line on stderr and exit status 1 (the error's own exit_code: 130 for an interrupted training),
-    never a traceback."""
+    """Runs a command body (which calls `quiet_tensorflow` before its first heavy import, after its
+    cheap checks, or builds the subject, which does). The project's own errors become one
+    line on stderr: a bad value (BadValue) exits 2 naming the option, like Click's own checks; any
+    other UserError exits with its exit_code (1; 130 for an interrupted training); an OS error
+    (disk full, read-only, permission) is one line, exit 1; Ctrl-C exits 130. Anything else is a
+    bug and shows its traceback."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            quiet_tensorflow()
             return func(*args, **kwargs)
+        except BadValue as e:
+            error = click.ClickException(f"{flag_of(e.param)}: {e.message}")
+            error.exit_code = e.exit_code
+            raise error from None
         except UserError as e:
             error = click.ClickException(str(e))
             error.exit_code = e.exit_code
             raise error from None
-        except ValueError as e:  # library argument checks (attacks, occlusion) raise ValueError
-            raise click.ClickException(str(e).splitlines()[0] if str(e) else "invalid value") from None
+        except OSError as e:
+            from kerascnn.store import describe_os_error
+
+            raise click.ClickException(describe_os_error(e, "running the command")) from None
+        except KeyboardInterrupt:
+            error = click.ClickException("interrupted (Ctrl-C); outputs of this command were not changed")
+            error.exit_code = 130
+            raise error from None
     return wrapper
 
 
-def model_option(func):
-    return click.option(
-        "--model", "model_path", type=click.Path(dir_okay=True), default=None,
-        help=f"A .keras model file (or a folder holding model.keras). Default: the pretrained "
-             f"{DEFAULT_MODEL.parent.name}/{DEFAULT_MODEL.name} shipped in saved_models/.")(func)
+# ---------------------------------------------------------------------------- parse-time checks
+def default_of(options_class, field: str):
+    """The default of `field` in an experiment's Options dataclass: the one home of defaults."""
+    spec = options_class.__dataclass_fields__[field]
+    return spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
 
 
-def data_dir_option(func):
-    return click.option(
+def finite(low: float | None = None, high: float | None = None, low_open: bool = False):
+    """A Click callback accepting a finite float in [low, high] (or (low, high] with low_open)."""
+    def check(ctx, param, value):
+        if value is None:
+            return value
+        bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) \
+            or (high is not None and value > high)
+        if bad:
+            lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+            hi = "" if high is None else f"<= {high:g}"
+            raise click.BadParameter(f"must be a finite number {' and '.join(x for x in (lo, hi) if x)}, got {value}")
+        return value
+    return check
+
+
+def _check_dataset(ctx, param, value):
+    from kerascnn.tasks import check_dataset_name
+
+    try:
+        return check_dataset_name(value)
+    except BadValue as e:
+        raise click.BadParameter(e.message) from None
+
+
+def _check_class_spec(ctx, param, value):
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("is empty: give a class name or number")
+    return value
+
+
+# ---------------------------------------------------------------------------- the subject
+def task_options(func):
+    """--dataset and --data-dir: the task (its images and classes)."""
+    func = click.option(
         "--data-dir", type=click.Path(file_okay=False), default=None,
-        help="A tensorflow_datasets folder, or a folder holding the four MNIST IDX files "
-             "(gzipped or not). Default: $TFDS_DATA_DIR, else tfds' own folder (downloading if needed).")(func)
+        help="A folder of images by class (DIR/train/<class>/*.png and DIR/test/<class>/*, or DIR/<class>/* "
+             "split by seed), a folder of IDX files, or a tensorflow_datasets folder. Default: "
+             "$TFDS_DATA_DIR, else tfds' own folder (downloading if needed).")(func)
+    return click.option(
+        "--dataset", default="mnist", show_default=True, callback=_check_dataset, metavar="NAME",
+        help="A tensorflow-datasets image classification dataset: mnist, fashion_mnist, kmnist, cifar10, ...")(func)
 
 
-INDEX_ORDER = ("the position in the MNIST test split as the data source stores it (tensorflow-datasets' "
-               "own shuffled order by default; the original file order with an IDX --data-dir)")
+def subject_options(func):
+    """--model, --dataset, --data-dir; the command receives `subject`: a function that loads the
+    model and its task when called (after the options are parsed, inside `guarded`)."""
+    @task_options
+    @click.option("--model", "model_path", type=click.Path(), default=None,
+                  help="A .keras image classifier, or a run folder of `kerascnn train` (holding model.keras). "
+                       "Default: the pretrained saved_models/cnn for MNIST; runs/<dataset>_cnn otherwise.")
+    @functools.wraps(func)
+    def wrapper(*args, model_path, dataset, data_dir, **kwargs):
+        return func(*args, subject=functools.partial(build_subject, model_path, dataset, data_dir), **kwargs)
+    return wrapper
+
+
+def build_subject(model_path, dataset: str, data_dir):
+    """The Subject of a command: the model (default: the task's pretrained or trained one) and its task."""
+    quiet_tensorflow()
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+    from kerascnn.training import default_out_dir
+
+    task = Task(dataset, data_dir)
+    if model_path is None and not (dataset == "mnist" and data_dir is None):
+        model_path = default_out_dir(task, False)
+        if not (Path(model_path) / "model.keras").is_file():
+            raise UserError(f"no model for {task.name}: pass --model, or train one first with "
+                            f"`kerascnn train {task_args(dataset, data_dir)}` (it writes {model_path}/)")
+    return Subject.load(model_path, task)
+
+
+def task_args(dataset: str, data_dir) -> str:
+    """The --dataset / --data-dir options that name a task, for commands shown to the user."""
+    parts = [] if dataset == "mnist" else [f"--dataset {dataset}"]
+    return " ".join(parts + ([f"--data-dir {data_dir}"] if data_dir else []))
 
 
 def image_options(func):
-    """--digit / --index / --image: the image a command looks at (exactly one of them)."""
-    func = click.option("--image", "image_file", type=click.Path(dir_okay=False), default=None,
-                        help="Your own picture (PNG or JPEG, any size): made greyscale, 28x28, [0, 1], "
-                             "and inverted if its background is light.")(func)
-    func = click.option("--index", type=int, default=None, help=f"Test image number I: {INDEX_ORDER}.")(func)
-    func = click.option("--digit", type=int, default=None,
-                        help="The first test image of this class (0-9).")(func)
-    return func
+    """--class / --digit / --index / --image: the image a command looks at (exactly one); the
+    command receives `pick` (a tasks.Pick)."""
+    @click.option("--image", "image_file", type=click.Path(dir_okay=False, exists=True), default=None,
+                  help="Your own picture (PNG or JPEG, any size), made the task's size and channels "
+                       "(MNIST: greyscale, inverted if its background is light, framed like its digits).")
+    @click.option("--index", type=click.IntRange(min=0), default=None,
+                  help="Test image number I, in the data source's order: tensorflow-datasets' own "
+                       "(shuffled for MNIST), the IDX files', or an image folder's sorted order.")
+    @click.option("--digit", type=click.IntRange(0, 9), default=None, help="MNIST: the first test image of this digit.")
+    @click.option("--class", "class_name", default=None, callback=_check_class_spec, metavar="NAME|N",
+                  help="The first test image of this class, by name (Sneaker) or number.")
+    @functools.wraps(func)
+    def wrapper(*args, class_name, digit, index, image_file, **kwargs):
+        from kerascnn.tasks import Pick
+
+        given = sum(v is not None for v in (class_name, digit, index, image_file))
+        if given != 1:
+            raise click.UsageError("choose exactly one image: --class NAME, --digit D, --index I or --image FILE")
+        choice = Pick(class_name if digit is None else str(digit), index, image_file)
+        return func(*args, pick=choice, **kwargs)
+    return wrapper
 
 
-def choose_image(digit: int | None, index: int | None, image_file: str | None, data_dir: str | None = None):
-    """(image (28, 28, 1) float32 in [0, 1], label or None, index or None, description) from the options."""
-    from kerascnn import data
+# ---------------------------------------------------------------------------- outputs
+def out_options(command: str):
+    """--out (a folder; default runs/<command>) and --force."""
+    def decorate(func):
+        func = click.option("--force", is_flag=True,
+                            help="Write into an --out folder that kerascnn did not make (its other files are kept).")(func)
+        return click.option("--out", "out_dir", type=click.Path(file_okay=False), default=os.path.join(RUNS, command),
+                            show_default=True,
+                            help="Output folder, replaced whole when it is this command's earlier output; "
+                                 "a folder kerascnn did not make is refused (see --force).")(func)
+    return decorate
 
-    given = sum(v is not None for v in (digit, index, image_file))
-    if given != 1:
-        raise UserError("choose exactly one image: --digit D, --index I or --image FILE")
-    if image_file is not None:
-        return data.load_image_file(image_file), None, None, os.path.basename(image_file)
-    images, labels = data.load_test(data_dir)
-    i = data.pick(labels, digit=digit, index=index)
-    return images[i], int(labels[i]), i, f"test image {i} (a {labels[i]})"
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print result.json instead of the table (messages go to stderr).")(func)
+
+
+def emit(experiment, result, out_dir: str, command: str, *, force: bool = False, as_json: bool = False,
+         protect=(), extra_json: dict | None = None) -> Path:
+    """Writes an experiment's figures, arrays and result.json into `out_dir` (whole or not at all),
+    then prints its table and summary, or the JSON with `as_json`."""
+    from kerascnn import outputs, store
+    from kerascnn.document import render_text
+
+    data = result.to_dict() | (extra_json or {})
+    figures = experiment.figures(result)
+    arrays = experiment.arrays(result) if hasattr(experiment, "arrays") else {}
+    with outputs.output_folder(out_dir, command, force=force, protect=protect) as tmp:
+        for name, fig in figures.items():
+            store.save_figure(fig, tmp / name)
+        for name, array in arrays.items():
+            store.save_npy(tmp / name, array)
+        store.write_json(tmp / "result.json", data)
+    if as_json:
+        click.echo(store.dumps_json(data))
+    else:
+        click.echo(render_text(experiment.table(result)))
+        click.echo("")
+        click.echo(experiment.summary(result))
+    click.echo(f"wrote {out_dir}/: {' '.join([*figures, *arrays, 'result.json'])}", err=as_json)
+    return Path(out_dir)
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, steps: int, show_done: bool = True):
+    """A progress bar on stderr; yields the `progress(steps_done, images_done, total)` callback.
+    Click draws it only on a terminal; elsewhere it prints the label once."""
+    with click.progressbar(length=steps, label=label, file=sys.stderr, show_pos=True, show_eta=False,
+                           item_show_func=lambda item: item) as bar:
+        seen = [0]
+
+        def progress(steps_done: int, images_done: int, total: int) -> None:
+            bar.update(steps_done - seen[0], f"{images_done}/{total} done" if show_done else None)
+            seen[0] = steps_done
+
+        yield progress
 
 
 def echo_json(obj) -> None:
-    from kerascnn.store import _json_default
+    from kerascnn.store import dumps_json
 
-    click.echo(json.dumps(obj, indent=2, default=_json_default))
+    click.echo(dumps_json(obj))

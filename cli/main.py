@@ -1,4 +1,4 @@
-"""kerascnn: study a classic MNIST CNN end to end, one command per experiment."""
+"""kerascnn: study any Keras image classifier end to end, one command per experiment."""
 import sys
 
 import click
@@ -9,7 +9,7 @@ from kerascnn import __version__
 class OneLineErrors(click.Group):
     """A Click group whose usage errors (a bad option value, a missing argument) are one line:
     `Error: <what is wrong> (see 'kerascnn CMD --help')`, exit status 2, instead of Click's usage
-    block. Command errors (ClickException) are already one line."""
+    block. Command errors (ClickException) are already one line; Ctrl-C exits 130."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -23,33 +23,35 @@ class OneLineErrors(click.Group):
         except click.ClickException as e:
             e.show()
             sys.exit(e.exit_code)
-        except click.Abort:
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("Error: interrupted (Ctrl-C)", err=True)
+            sys.exit(130)
         sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kerascnn")
 def cli():
-    """Train, count, inspect, attack and export a classic MNIST CNN.
+    """Train, count, inspect, attack and export Keras image classifiers: the classic MNIST CNN by
+    default, or your own model (--model) on any dataset (--dataset, --data-dir).
 
     \b
-    Start:    kerascnn train              (5 epochs, about 90 seconds on two CPU cores)
+    Start:    kerascnn train              (5 epochs, about 90 seconds on two CPU cores -> runs/cnn/)
     Count:    kerascnn summary
-    Look:     kerascnn filters | activations --digit 7 | occlude --digit 7
+    Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
     Study:    kerascnn compare | report
     Ship:     kerascnn export --out exported/
 
-    Commands that take --model default to the pretrained saved_models/cnn/model.keras.
+    Commands that take --model default to the pretrained saved_models/cnn (MNIST). Every command
+    writes into --out, by default runs/<command>/, and never deletes what it did not make.
     """
 
 
 def _register():
-    from cli import attack, core, inspection, study
+    from cli import activations, attack, compare, evaluation, export, filters, occlusion, report, train
 
-    for module in (core, inspection, study):
+    for module in (train, evaluation, export, filters, activations, occlusion, compare, report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

@@ -11,7 +11,7 @@ import base64
 import html
 from dataclasses import dataclass, field
 
-__all__ = ["Paragraph", "Table", "Image", "Row", "Section", "render_html", "render_markdown"]
+__all__ = ["Paragraph", "Table", "Image", "Row", "Section", "render_html", "render_markdown", "render_text"]
 
 
 # ---------------------------------------------------------------------------- the document
@@ -158,4 +158,23 @@ def render_markdown(title: str, meta: list[str], sections: list[Section]) -> str
                 out.append("")
             elif isinstance(block, Image):
                 out += [f"![{_md(block.caption)}]({block.name})", "", f"_{block.caption}_", ""]
+    return "\n".join(out)
+
+
+def render_text(table: Table) -> str:
+    """A table as aligned plain text for the terminal: the caption, the header, a rule, the rows;
+    marked cells (mistakes) get a `*`, explained below the table."""
+    marked = set(table.marked)
+    cells = [[_cell(v) + ("*" if (n, i) in marked else "") for i, v in enumerate(row)]
+             for n, row in enumerate(table.rows)]
+    widths = [max([len(h)] + [len(r[i]) for r in cells if i < len(r)]) for i, h in enumerate(table.header)]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if i in table.numeric else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths))).rstrip()
+
+    out = [table.caption] if table.caption else []
+    out += [line(table.header), "-" * len(line(table.header))] + [line(r) for r in cells]
+    if marked:
+        out.append("* marked (see the caption)")
     return "\n".join(out)

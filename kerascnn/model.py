@@ -1,7 +1,8 @@
-"""The network of the assignment, and the per-layer table of what it is made of.
+"""The network of the assignment, built for any task's image shape and class count, and the
+per-layer table of what any model is made of.
 
     conv1 (32 3x3, same, ReLU) -> pool1 (2x2/2) -> conv2 (32 3x3, same, ReLU) -> pool2 (2x2/2)
-    -> flatten (1,568) -> fc1 (500, ReLU) -> logits (10, no softmax)
+    -> flatten (H/4 * W/4 * 32; 1,568 for MNIST) -> fc1 (500, ReLU) -> logits (K, no softmax)
 
 With batch norm, a BatchNormalization sits after conv1, conv2 and fc1, before their ReLU (which then
 becomes a layer of its own, `<name>_relu`, so that "the output of conv1" still means the rectified map).
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+#: The assignment's task (MNIST): the defaults of `build_model`.
+ASSIGNMENT_INPUT_SHAPE = (28, 28, 1)
+ASSIGNMENT_CLASSES = 10
 #: Layers whose output is the rectified feature map of a block (without batch norm: the layer itself).
 BLOCKS = ("conv1", "conv2", "fc1")
 
 
-def build_model(batchnorm: bool = False, dtype_policy: str | None = None):
-    """A functional keras.Model mapping (N, 28, 28, 1) float32 in [0, 1] to (N, 10) float32 logits.
+def build_model(batchnorm: bool = False, dtype_policy: str | None = None,
+                input_shape: tuple[int, int, int] = ASSIGNMENT_INPUT_SHAPE, num_classes: int = ASSIGNMENT_CLASSES):
+    """A functional keras.Model mapping (N, H, W, C) float32 in [0, 1] to (N, K) float32 logits.
 
     dtype_policy: a Keras dtype policy for the hidden layers ("mixed_bfloat16" for fast training on
     CPUs with bf16 support); the logits are always float32. Layer names are fixed (see module doc).
@@ -36,7 +39,7 @@ def build_model(batchnorm: bool = False, dtype_policy: str | None = None):
     # With batch norm the layers keep their biases (redundant before the mean subtraction, but the
     # switch then only *inserts* layers, as in the assignment, and the base 799,078 stay as they are).
     act = None if batchnorm else "relu"
-    inputs = keras.Input(INPUT_SHAPE, name="image")
+    inputs = keras.Input(tuple(input_shape), name="image")
     x = block(inputs, keras.layers.Conv2D(32, 3, padding="same", activation=act,
                                           name="conv1", dtype=policy), "conv1")
     x = keras.layers.MaxPooling2D(2, 2, name="pool1", dtype=policy)(x)
@@ -45,22 +48,14 @@ def build_model(batchnorm: bool = False, dtype_policy: str | None = None):
     x = keras.layers.MaxPooling2D(2, 2, name="pool2", dtype=policy)(x)
     x = keras.layers.Flatten(name="flatten", dtype=policy)(x)
     x = block(x, keras.layers.Dense(500, activation=act, name="fc1", dtype=policy), "fc1")
-    logits = keras.layers.Dense(NUM_CLASSES, name="logits", dtype="float32")(x)
+    logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="cnn_bn" if batchnorm else "cnn")
 
 
 def has_batchnorm(model) -> bool:
-    return any(layer.name.endswith("_bn") for layer in model.layers)
+    import keras
 
-
-def block_output_layer(model, name: str) -> str:
-    """The layer whose output is block `name`'s rectified map: `conv1` or, with batch norm, `conv1_relu`."""
-    names = {layer.name for layer in model.layers}
-    if f"{name}_relu" in names:
-        return f"{name}_relu"
-    if name in names:
-        return name
-    raise ValueError(f"no layer {name!r} in model {model.name} (layers: {', '.join(sorted(names))})")
+    return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
 # ---------------------------------------------------------------------------- the table

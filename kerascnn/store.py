@@ -1,7 +1,8 @@
 """Saving and loading: every file is written whole or not at all (temporary name, then rename);
 an OSError while writing becomes one line (WriteError); every JSON is strict (no NaN).
 
-Models, JSON, CSV, NumPy arrays and figures go through here, and so does the SavedModel export.
+Models, JSON, CSV, NumPy arrays and figures go through here. Nothing here loads a model
+(kerascnn.subject) or knows what a command is (kerascnn.outputs).
 """
 from __future__ import annotations
 
@@ -12,15 +13,12 @@ import io
 import json
 import math
 import os
-import shutil
 import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kerascnn import DEFAULT_MODEL, UserError
+from kerascnn import UserError
 
 
 # ---------------------------------------------------------------------------- OS errors
@@ -200,117 +198,7 @@ def save_figure(fig, path, dpi: int = 120) -> Path:
 
 
 # ---------------------------------------------------------------------------- models
-def custom_objects() -> dict:
-    """The project's own Keras classes a checkpoint may name (its optimizer and step recorder)."""
-    from kerascnn import training
-
-    return {"FusedAdam": training.FusedAdam, "StepRecorder": training.StepRecorder}
-
-
 def save_model(model, path) -> Path:
     with atomic_path(path) as tmp:
         model.save(tmp)
     return Path(path)
-
-
-def resolve_model_path(path: str | os.PathLike | None) -> Path:
-    """The model file to load: `path`, or the pretrained default. Relative paths are from the cwd."""
-    path = Path(path).expanduser() if path else DEFAULT_MODEL
-    if path.is_dir() and (path / "model.keras").is_file():
-        path = path / "model.keras"
-    if not path.exists():
-        hint = " (the pretrained default: train one with `kerascnn train`)" if path == DEFAULT_MODEL else ""
-        raise UserError(f"model file not found: {path}{hint}")
-    if not path.is_file():
-        raise UserError(f"--model {path} is not a file")
-    return path
-
-
-def load_model(path: str | os.PathLike | None = None, compile: bool = False):
-    """Loads a `.keras` model (default: the pretrained saved_models/cnn/model.keras).
-
-    A missing, truncated or foreign file raises UserError with one line saying so.
-    """
-    path = resolve_model_path(path)
-    if not zipfile.is_zipfile(path):
-        raise UserError(f"{path} is not a Keras model file (.keras zip archive)")
-    import keras
-
-    try:
-        model = keras.models.load_model(path, compile=compile, custom_objects=custom_objects())
-    except Exception as e:  # Keras raises ValueError, KeyError, OSError... for broken archives
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load model {path}: {first}") from None
-    if tuple(model.input_shape[1:]) != (28, 28, 1) or model.output_shape[-1] != 10:
-        raise UserError(f"{path}: expected a model from (28, 28, 1) images to 10 logits, "
-                        f"got {model.input_shape} -> {model.output_shape}")
-    return model
-
-
-# ---------------------------------------------------------------------------- SavedModel export
-@dataclass
-class ExportResult:
-    path: Path
-    max_abs_diff_logits: float
-    max_abs_diff_probabilities: float
-    checked_images: int
-    tolerance: float
-
-    @property
-    def ok(self) -> bool:
-        return max(self.max_abs_diff_logits, self.max_abs_diff_probabilities) <= self.tolerance
-
-
-def export_savedmodel(model, out_dir, check_images: np.ndarray, tolerance: float = 1e-5) -> ExportResult:
-    """Writes a TensorFlow SavedModel whose `serving_default` maps `images` float32 (None, 28, 28, 1)
-    in [0, 1] to `logits` and `probabilities` (N, 10); then reloads it with tf.saved_model.load and
-    compares its outputs with the Keras model's on `check_images`.
-
-    The SavedModel is written to a temporary folder beside `out_dir` and moved into place only after
-    the check passes; an existing `out_dir` is replaced.
-    """
-    import tensorflow as tf
-
-    out_dir = Path(out_dir)
-    ensure_dir(out_dir.parent if str(out_dir.parent) else Path("."))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} exists and is not a folder")
-
-    class Serving(tf.Module):
-        def __init__(self, keras_model):
-            super().__init__()
-            self.model = keras_model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")])
-        def serve(self, images):
-            logits = tf.cast(self.model(images, training=False), tf.float32)
-            return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
-
-    module = Serving(model)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
-        reloaded = tf.saved_model.load(str(tmp))
-        batch = tf.constant(check_images, tf.float32)
-        served = reloaded.signatures["serving_default"](images=batch)
-        logits = model(batch, training=False).numpy().astype(np.float64)
-        probs = tf.nn.softmax(logits).numpy()
-        result = ExportResult(
-            out_dir,
-            float(np.max(np.abs(served["logits"].numpy() - logits))),
-            float(np.max(np.abs(served["probabilities"].numpy() - probs))),
-            len(check_images), tolerance)
-        if not result.ok:
-            raise UserError(f"exported model differs from the Keras model by "
-                            f"{result.max_abs_diff_logits:.3g} (> {tolerance}); nothing written")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-        return result
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ CPUs with bf16 instructions the hidden layers compute in bfloat16 (variables, lo
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -24,30 +25,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import keras
-import numpy as np
-import tensorflow as tf
+from kerascnn import BadValue, UserError, store
+from kerascnn.runs import HISTORY_FIELDS, STEP_FIELDS
+from kerascnn.tasks import Splits, Task
 
-from kerascnn import UserError, data as data_lib, evaluation, store
-from kerascnn.model import build_model
+# TensorFlow and Keras are imported by the functions that use them, so that TrainConfig (whose
+# defaults the CLI reads while it parses options) costs nothing to import.
 
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
-STEP_FIELDS = ["epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy"]
 PRECISIONS = ("auto", "bf16", "fp32")
+LR_SCHEDULES = ("cosine", "constant")
+#: Where `kerascnn train` writes by default (the shipped models in saved_models/ are only replaced
+#: when --out names them).
+RUNS = Path("runs")
 
 
 @dataclass
 class TrainConfig:
-    """One training run. The defaults are the assignment's recipe, made fast."""
+    """One training run. The defaults are the assignment's recipe, made fast: the one home of it
+    (`kerascnn train` and `compare` read their option defaults from here)."""
+    dataset: str = "mnist"           # a tensorflow-datasets name (see kerascnn.tasks)
+    data_dir: str | None = None      # tfds, IDX or image folder; None: TFDS_DATA_DIR / tfds default
     batchnorm: bool = False          # BatchNormalization after conv1, conv2 and fc1
     epochs: int = 5                  # passes over the training images
     batch_size: int = 16             # images per step
     lr: float = 1e-3                 # Adam's learning rate (the peak, with a schedule)
     lr_schedule: str = "cosine"      # "cosine": decays to 0 over the run; "constant": lr throughout
     seed: int = 0                    # weights, validation hold-out and shuffling all follow it
-    val_size: int = 5000             # training images held out for validation
-    out_dir: str = "saved_models/cnn"
-    data_dir: str | None = None      # tfds folder or IDX folder; None: TFDS_DATA_DIR / tfds default
+    val_size: int | None = None      # training images held out for validation (None: 10%, at most 5,000)
+    out_dir: str | None = None       # None: runs/cnn (runs/<dataset>_cnn for other datasets; _bn with batch norm)
     tensorboard: bool = False        # also write TensorBoard logs under out_dir/tensorboard
     precision: str = "auto"          # "bf16" (mixed_bfloat16), "fp32", or "auto": bf16 where the hardware has it
     steps_per_execution: int = 64    # steps per call into TensorFlow (callbacks see every 64th step)
@@ -58,30 +63,32 @@ class TrainConfig:
     jit_compile: bool = False        # XLA for the train step (slower on the CPUs measured; see benchmarks)
 
     def check(self) -> None:
-        """Raises UserError for values no run can use (before any work starts)."""
-        if self.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise UserError(f"--lr must be positive, got {self.lr}")
-        if self.val_size < 1:
-            raise UserError(f"--val-size must be at least 1, got {self.val_size}")
-        if self.precision not in PRECISIONS:
-            raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision}")
-        if self.steps_per_execution < 1:
-            raise UserError(f"steps_per_execution must be at least 1, got {self.steps_per_execution}")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise UserError(f"--lr-schedule must be cosine or constant, got {self.lr_schedule}")
-        if self.optimizer not in ("fused_adam", "adam"):
-            raise UserError(f"optimizer must be fused_adam or adam, got {self.optimizer}")
-        if self.val_every < 0:
-            raise UserError(f"--val-every must be 0 or more, got {self.val_every}")
+        """Raises BadValue for values no run can use (before any work starts)."""
+        for name, low in (("epochs", 1), ("batch_size", 1), ("steps_per_execution", 1), ("val_every", 0)):
+            if getattr(self, name) < low:
+                raise BadValue(name, f"must be at least {low}, got {getattr(self, name)}")
+        if self.val_size is not None and self.val_size < 1:
+            raise BadValue("val_size", f"must be at least 1, got {self.val_size}")
+        if self.subset is not None and self.subset < 2:
+            raise BadValue("subset", f"must be at least 2, got {self.subset}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise BadValue("lr", f"must be a positive number, got {self.lr}")
+        for name, allowed in (("precision", PRECISIONS), ("lr_schedule", LR_SCHEDULES),
+                              ("optimizer", ("fused_adam", "adam"))):
+            if getattr(self, name) not in allowed:
+                raise BadValue(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)}")
+
+    @property
+    def task(self) -> Task:
+        return Task(self.dataset, self.data_dir)
+
+    def resolved_out_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else default_out_dir(self.task, self.batchnorm)
 
     def resume_key(self) -> dict:
         """What must be equal for an unfinished run to be continued (epochs may grow)."""
-        keys = ("batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size", "subset",
-                "steps_per_execution", "optimizer")
+        keys = ("dataset", "data_dir", "batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size",
+                "subset", "steps_per_execution", "optimizer")
         key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision)}
         if self.lr_schedule == "cosine":
             key["epochs"] = self.epochs  # the decay is spread over all epochs
@@ -96,7 +103,7 @@ class TrainResult:
     metrics: dict                    # what metrics.json holds
     out_dir: Path
     resumed_from: int = 0            # epochs already done when this call started
-    test: evaluation.EvalResult | None = field(default=None, repr=False)
+    test: object = field(default=None, repr=False)  # experiments.evaluation.EvalResult on the test split
 
 
 class TrainingInterrupted(UserError):
@@ -113,6 +120,8 @@ class TrainingInterrupted(UserError):
 # ---------------------------------------------------------------------------- precision
 def has_bf16_hardware() -> bool:
     """True on a GPU, or on a CPU with native bf16 arithmetic (AVX512_BF16 or AMX)."""
+    import tensorflow as tf
+
     if tf.config.list_physical_devices("GPU"):
         return True
     try:
@@ -133,186 +142,20 @@ def dtype_policy(precision: str) -> str:
     return {"bf16": "mixed_bfloat16", "fp32": "float32"}[resolve_precision(precision)]
 
 
-# ---------------------------------------------------------------------------- optimizer and metric
-@keras.saving.register_keras_serializable(package="kerascnn")
-class FusedAdam(keras.optimizers.Adam):
-    """keras.optimizers.Adam whose update of each variable is one fused TensorFlow kernel.
-
-    Same arithmetic as Keras' Adam (lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t);
-    var -= lr_t * m / (sqrt(v) + epsilon)), done by `ResourceApplyAdam` in one pass over memory
-    instead of a dozen element-wise ops. At batch 16 this is the difference between the update
-    costing more than the convolutions and costing almost nothing. AMSGrad and sparse gradients
-    fall back to Keras' own update.
-    """
-
-    def update_step(self, gradient, variable, learning_rate):
-        if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
-        index = self._get_variable_index(variable)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].handle, v=self._velocities[index].handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
-
-
-@keras.saving.register_keras_serializable(package="kerascnn")
-class StepRecorder(keras.metrics.Metric):
-    """Keeps the loss and accuracy of each of the last `capacity` training batches.
-
-    Keras reports running means over the epoch, and with `steps_per_execution` callbacks see only
-    every n-th step; this metric records every step inside the compiled loop so that steps.csv has
-    one row per iteration at no cost in speed. Its result (shown in the progress bar) is the loss of
-    the latest batch.
-    """
-
-    def __init__(self, capacity: int = 64, name: str = "batch_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.capacity = int(capacity)
-        self.losses = self.add_variable((self.capacity,), "zeros", name="losses")
-        self.accuracies = self.add_variable((self.capacity,), "zeros", name="accuracies")
-        self.count = self.add_variable((), "zeros", dtype="int64", name="count")
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        labels = tf.reshape(tf.cast(y_true, tf.int64), [-1])
-        logits = tf.cast(y_pred, tf.float32)
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
-        accuracy = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
-        slot = [[tf.math.floormod(self.count.value, self.capacity)]]
-        self.losses.assign(tf.tensor_scatter_nd_update(self.losses.value, slot, [loss]))
-        self.accuracies.assign(tf.tensor_scatter_nd_update(self.accuracies.value, slot, [accuracy]))
-        self.count.assign_add(1)
-
-    def result(self):
-        last = tf.math.floormod(tf.maximum(self.count.value - 1, 0), self.capacity)
-        return tf.gather(self.losses.value, last)
-
-    def read(self) -> tuple[int, np.ndarray, np.ndarray]:
-        """(steps recorded since the last reset, losses ring, accuracies ring)."""
-        return int(self.count.numpy()), self.losses.numpy(), self.accuracies.numpy()
-
-    def get_config(self):
-        return {"capacity": self.capacity, "name": self.name, "dtype": self.dtype}
-
-
-# ---------------------------------------------------------------------------- callbacks
-def make_evaluator(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000):
-    """A compiled () -> (mean loss, accuracy) of `model` on fixed images, for use during training."""
-    dataset = data_lib.batches(images, labels, batch_size).cache()
-    count = float(len(images))
-
-    @tf.function
-    def run():
-        loss_sum = tf.constant(0.0)
-        correct = tf.constant(0.0)
-        for x, y in dataset:
-            logits = tf.cast(model(x, training=False), tf.float32)
-            loss_sum += tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-            correct += tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), y), tf.float32))
-        return loss_sum / count, correct / count
-
-    def evaluate() -> tuple[float, float]:
-        loss, accuracy = run()
-        return float(loss), float(accuracy)
-
-    return evaluate
-
-
-class ShuffleEpoch(keras.callbacks.Callback):
-    """Tells the data pipeline which epoch starts, so that its shuffle is seeded by (seed, epoch)."""
-
-    def __init__(self, epoch_var):
-        super().__init__()
-        self.epoch_var = epoch_var
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_var.assign(epoch)
-
-
-class StepLogger(keras.callbacks.Callback):
-    """Collects one row per iteration from the StepRecorder, adds validation points every
-    `val_every` iterations and at each epoch's end, and times the epochs."""
-
-    def __init__(self, recorder: StepRecorder, steps_per_epoch: int, evaluate: Callable, val_every: int,
-                 rows: list[dict], history: list[dict]):
-        super().__init__()
-        self.recorder = recorder
-        self.steps_per_epoch = steps_per_epoch
-        self.evaluate = evaluate
-        self.val_every = val_every
-        self.rows = rows
-        self.history = history
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-        self.read = 0
-        self.started = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        count, losses, accuracies = self.recorder.read()
-        if count - self.read > self.recorder.capacity:
-            raise RuntimeError("StepRecorder overflowed: capacity below steps_per_execution")
-        base = self.epoch * self.steps_per_epoch
-        for i in range(self.read, count):
-            slot = i % self.recorder.capacity
-            self.rows.append({"epoch": self.epoch, "step": base + i + 1, "loss": float(losses[slot]),
-                              "accuracy": float(accuracies[slot]), "val_loss": None, "val_accuracy": None})
-        crossed = self.val_every and (base + count) // self.val_every > (base + self.read) // self.val_every
-        self.read = count
-        if crossed and count < self.steps_per_epoch:  # the epoch's end gets Keras' own validation
-            self.rows[-1]["val_loss"], self.rows[-1]["val_accuracy"] = self.evaluate()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.rows and self.rows[-1]["epoch"] == epoch:
-            self.rows[-1]["val_loss"] = logs.get("val_loss")
-            self.rows[-1]["val_accuracy"] = logs.get("val_accuracy")
-        self.history.append({"epoch": epoch + 1, "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
-                             "val_loss": logs.get("val_loss"), "val_accuracy": logs.get("val_accuracy"),
-                             "seconds": round(time.perf_counter() - self.started, 3)})
-
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: history.csv and steps.csv, then the checkpoint, then the state that commits it.
-
-    Files are made in on_train_begin / on_epoch_end, never in __init__.
-    """
-
-    def __init__(self, out_dir: Path, resume_key: dict, rows: list[dict], history: list[dict]):
-        super().__init__()
-        self.out_dir = out_dir
-        self.resume_dir = out_dir / ".resume"
-        self.resume_key = resume_key
-        self.rows = rows
-        self.history = history
-
-    def on_train_begin(self, logs=None):
-        store.ensure_dir(self.resume_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        store.write_csv(self.out_dir / "history.csv", self.history, HISTORY_FIELDS)
-        store.write_csv(self.out_dir / "steps.csv", self.rows, STEP_FIELDS)
-        store.save_model(self.model, self.resume_dir / "checkpoint.keras")
-        store.write_json(self.resume_dir / "state.json", {"key": self.resume_key, "epochs_done": epoch + 1})
-
-
 # ---------------------------------------------------------------------------- resume
-def _resume_state(out_dir: Path, key: dict, epochs: int) -> int:
-    """Epochs already done by an unfinished run with the same recipe in out_dir (0: start afresh)."""
+def _resume_state(out_dir: Path, key: dict, epochs: int) -> tuple[int, Path | None]:
+    """(epochs already done, their checkpoint) of an unfinished run with the same recipe in out_dir;
+    (0, None): start afresh. state.json names its checkpoint, so the two are always one epoch's."""
     state_path = out_dir / ".resume" / "state.json"
-    checkpoint = out_dir / ".resume" / "checkpoint.keras"
     try:
         state = json.loads(state_path.read_text())
-    except (OSError, ValueError):
-        return 0
+        checkpoint = out_dir / ".resume" / str(state["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, None
     done = int(state.get("epochs_done", 0))
-    if state.get("key") != key or not checkpoint.is_file() or not 0 < done < epochs:
-        return 0
-    return done
+    if state.get("key") != json.loads(json.dumps(key)) or not checkpoint.is_file() or not 0 < done < epochs:
+        return 0, None
+    return done, checkpoint
 
 
 def _previous_rows(out_dir: Path, epochs_done: int) -> tuple[list[dict], list[dict]]:
@@ -340,13 +183,20 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
     With the assignment's recipe (5 epochs, batch 16, Adam 1e-3) the decay adds about 0.35 points of
     test accuracy (3 seeds: 99.27/99.33/99.39% against 99.03/98.76/99.04% with a constant rate).
     """
+    import keras
+
     if config.lr_schedule == "constant":
         return config.lr
     return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps_per_epoch)
 
 
-def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optimizer=None) -> StepRecorder:
-    """Compiles `model` for `train` (a given optimizer keeps its state: that is how a resume goes on)."""
+def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optimizer=None):
+    """Compiles `model` for `train` (a given optimizer keeps its state: that is how a resume goes on);
+    returns its StepRecorder."""
+    import keras
+
+    from kerascnn.custom import FusedAdam, StepRecorder
+
     recorder = StepRecorder(capacity=max(64, config.steps_per_execution))
     if optimizer is None:
         rate = learning_rate(config, steps_per_epoch)
@@ -359,40 +209,55 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optim
 
 
 # ---------------------------------------------------------------------------- the run
-def train(config: TrainConfig, data: data_lib.Mnist | None = None, verbose: int | str = "auto",
+def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = "auto",
           callbacks: tuple = (), notify: Callable[[str], None] = lambda line: None) -> TrainResult:
-    """Trains (or resumes) the network of `config` and writes its files into `config.out_dir`.
+    """Trains (or resumes) the assignment's network for `config`'s task and writes its files into
+    the output folder (see the module docstring).
 
-    data: MNIST already loaded (otherwise loaded from config.data_dir); callbacks: extra Keras
+    data: the task's splits already loaded (otherwise loaded from the config); callbacks: extra Keras
     callbacks; notify: receives one-line status messages (the library itself prints nothing).
-    Raises TrainingInterrupted on Ctrl-C, after the last finished epoch has been checkpointed.
+    Raises TrainingInterrupted on Ctrl-C, after the last finished epoch has been checkpointed, and
+    TrainingDiverged when the loss stops being finite (nothing is saved as the result then).
     """
+    import keras
+    import tensorflow as tf
+
+    from kerascnn.callbacks import EpochCheckpoint, ShuffleEpoch, StepLogger, StopOnNonFinite, make_evaluator
+    from kerascnn.experiments.evaluation import evaluate
+    from kerascnn.model import build_model
+    from kerascnn.pipelines import batches, shuffled_batches
+
     config.check()
-    out_dir = store.ensure_dir(config.out_dir)
+    out_dir = store.ensure_dir(config.resolved_out_dir())
     precision = resolve_precision(config.precision)
     key = config.resume_key()
+    task = config.task
     if data is None:
-        data = data_lib.load_mnist(config.data_dir, config.val_size, config.seed, config.subset)
+        data = task.splits(config.val_size, config.seed, config.subset)
+    shape, classes = task.input_shape, task.num_classes
 
     steps_per_epoch = -(-len(data.x_train) // config.batch_size)
-    done = _resume_state(out_dir, key, config.epochs)
+    done, checkpoint = _resume_state(out_dir, key, config.epochs)
     keras.utils.set_random_seed(config.seed)
     if done:
-        model = keras.models.load_model(out_dir / ".resume" / "checkpoint.keras", custom_objects=store.custom_objects())
+        from kerascnn.custom import custom_objects
+
+        model = keras.models.load_model(checkpoint, custom_objects=custom_objects())
         recorder = compile_for_training(model, config, steps_per_epoch, optimizer=model.optimizer)
         history, rows = _previous_rows(out_dir, done)
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
-        model = build_model(config.batchnorm, dtype_policy(precision))
+        model = build_model(config.batchnorm, dtype_policy(precision), shape, classes)
         recorder = compile_for_training(model, config, steps_per_epoch)
         history, rows = [], []
 
     epoch_var = tf.Variable(done, dtype=tf.int64, trainable=False)
-    train_ds = data_lib.shuffled_batches(data.x_train, data.y_train, config.batch_size, config.seed, epoch_var)
-    val_ds = data_lib.batches(data.x_val, data.y_val, 1000).cache()
+    train_ds = shuffled_batches(data.x_train, data.y_train, config.batch_size, config.seed, epoch_var)
+    val_ds = batches(data.x_val, data.y_val, 1000).cache()
     logger = StepLogger(recorder, steps_per_epoch, make_evaluator(model, data.x_val, data.y_val),
                         config.val_every, rows, history)
-    all_callbacks = [ShuffleEpoch(epoch_var), logger, EpochCheckpoint(out_dir, key, rows, history)]
+    all_callbacks = [ShuffleEpoch(epoch_var), StopOnNonFinite(recorder, steps_per_epoch, config.lr), logger,
+                     EpochCheckpoint(out_dir, key, rows, history)]
     if config.tensorboard:
         all_callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard"), update_freq="epoch"))
     all_callbacks.extend(callbacks)
@@ -403,19 +268,23 @@ def train(config: TrainConfig, data: data_lib.Mnist | None = None, verbose: int 
     except KeyboardInterrupt:
         raise TrainingInterrupted(out_dir, len(history)) from None
 
-    final = build_model(config.batchnorm)  # float32, uncompiled: what inspection, attacks and export use
+    final = build_model(config.batchnorm, None, shape, classes)  # float32, uncompiled: what experiments use
     final.set_weights(model.get_weights())
-    test = evaluation.evaluate(final, data.x_test, data.y_test)
+    test = evaluate(final, data.x_test, data.y_test, class_names=task.class_names)
+    if not math.isfinite(test.loss):
+        raise UserError(f"training ended with a model whose test loss is {test.loss}; nothing was saved "
+                        f"(try a smaller lr than {config.lr:g})")
     train_seconds = sum(row["seconds"] for row in history)
     metrics = {
         "test_accuracy": test.accuracy, "test_loss": test.loss,
         "val_accuracy": history[-1]["val_accuracy"], "val_loss": history[-1]["val_loss"],
+        "dataset": task.name, "input_shape": list(shape), "classes": list(task.class_names),
         "params": int(final.count_params()), "epochs": config.epochs, "batch_size": config.batch_size,
-        "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "seed": config.seed, "val_size": config.val_size,
-        "train_images": int(len(data.x_train)), "subset": config.subset, "precision": precision,
-        "optimizer": config.optimizer, "jit_compile": config.jit_compile, "steps_per_execution": config.steps_per_execution,
-        "steps_per_epoch": steps_per_epoch, "train_seconds": round(train_seconds, 3),
-        "epoch_seconds": [row["seconds"] for row in history],
+        "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "seed": config.seed,
+        "val_size": int(len(data.x_val)), "train_images": int(len(data.x_train)), "subset": config.subset,
+        "precision": precision, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
+        "steps_per_execution": config.steps_per_execution, "steps_per_epoch": steps_per_epoch,
+        "train_seconds": round(train_seconds, 3), "epoch_seconds": [row["seconds"] for row in history],
         "images_per_second": round(len(data.x_train) * len(history) / train_seconds, 1) if train_seconds else None,
         "resumed_from_epoch": done, "data_source": data.source,
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
@@ -427,7 +296,7 @@ def train(config: TrainConfig, data: data_lib.Mnist | None = None, verbose: int 
     return TrainResult(final, history, rows, metrics, out_dir, done, test)
 
 
-def default_out_dir(batchnorm: bool) -> str:
-    from kerascnn import SAVED_MODELS
-
-    return os.fspath(SAVED_MODELS / ("cnn_bn" if batchnorm else "cnn"))
+def default_out_dir(task: Task, batchnorm: bool) -> Path:
+    """runs/cnn and runs/cnn_bn for MNIST; runs/<dataset>_cnn[_bn] for any other task."""
+    name = "cnn_bn" if batchnorm else "cnn"
+    return RUNS / (name if task.dataset == "mnist" and task.data_dir is None else f"{task.slug}_{name}")

@@ -1,0 +1,39 @@
+"""`kerascnn activations`: the maps of one image after chosen layers (kerascnn.experiments.activations)."""
+from __future__ import annotations
+
+import click
+
+from cli.common import guarded, image_options, json_option, out_options, subject_options
+
+
+@click.command()
+@subject_options
+@image_options
+@click.option("--layers", default=None, metavar="A,B,...",
+              help="Comma-separated layers with (h, w, channels) output (default: the convolution layers; "
+                   "for the MNIST CNN conv1,conv2 = the rectified maps, after batch norm and ReLU in "
+                   "cnn_bn). A wrong name lists the valid ones.")
+@out_options("activations")
+@json_option
+@guarded
+def activations(subject, pick, layers, out_dir, force, as_json):
+    """Draw the activation maps of one image after each named layer.
+
+    Choose the image with exactly one of --class, --digit, --index or --image. The maps come from a
+    Keras sub-model (the model's input to the layers' outputs, and its logits) in one forward pass;
+    each layer gets a grid of its maps on one colour scale, with the input image beside them.
+    Writes OUT/activations.png and result.json.
+
+    \b
+    Example:  kerascnn activations --digit 7 --layers conv1,conv2
+    """
+    from cli.common import emit
+    from kerascnn.experiments import activations as experiment
+
+    names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
+    subject = subject()
+    result = experiment.run(subject, experiment.Options(pick, names))
+    emit(experiment, result, out_dir, "activations", force=force, as_json=as_json, protect=[subject.path])
+
+
+COMMANDS = [activations]

@@ -1,0 +1,30 @@
+"""`kerascnn evaluate`: test accuracy, per-class accuracy, confusion (kerascnn.experiments.evaluation)."""
+from __future__ import annotations
+
+import click
+
+from cli.common import guarded, json_option, out_options, subject_options
+
+
+@click.command()
+@subject_options
+@out_options("evaluate")
+@json_option
+@guarded
+def evaluate(subject, out_dir, force, as_json):
+    """Test accuracy and loss, per-class accuracy, a confusion matrix and a grid of predictions.
+
+    Works on any classifier with its dataset (--dataset / --data-dir); a model ending in a softmax
+    is read through its logits. Writes OUT/confusion.png, predictions.png and result.json.
+    """
+    from cli.common import emit
+    from kerascnn.experiments import evaluation as experiment
+
+    subject = subject()
+    result = experiment.run(subject, experiment.Options())
+    click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
+    emit(experiment, result, out_dir, "evaluate", force=force, as_json=as_json, protect=[subject.path],
+         extra_json={"model": str(subject.path), "dataset": subject.task.name})
+
+
+COMMANDS = [evaluate]

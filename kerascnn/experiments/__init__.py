@@ -1,0 +1,27 @@
+"""Experiments: one module each, every one with the same parts, driven alike by the CLI and the report.
+
+    Options                  a dataclass: the ONE home of the experiment's defaults (the CLI reads
+                             its option defaults from it; the report builds it from literals)
+    run(subject, options, progress=None) -> Result
+                             arrays and numbers; `result.to_dict()` is its JSON (result.json)
+    figures(result) -> {file name: matplotlib Figure}
+    table(result) -> document.Table      what the command prints and the report shows
+    summary(result) -> str               one paragraph in words
+    arrays(result) -> {file name: array} (optional) the arrays worth keeping as .npy
+
+`compare` is the exception that proves the rule: it studies a training recipe, so its run takes the
+Options (holding a TrainConfig) and no Subject.
+"""
+from __future__ import annotations
+
+import importlib
+
+#: The experiments that study one model, in the report's order.
+ON_A_MODEL = ("evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise")
+
+
+def get(name: str):
+    """The experiment module `name` (imported on first use: no work at import time)."""
+    if name not in ON_A_MODEL + ("compare",):
+        raise KeyError(f"no experiment {name!r}")
+    return importlib.import_module(f"kerascnn.experiments.{name}")

@@ -1,0 +1,300 @@
+"""Occlusion: slide a square patch of one grey value over an image and watch the probability of
+its class.
+
+Positions follow a 'valid' convolution: the patch's top-left pixel takes the offsets
+0, stride, 2*stride, ... while the patch still fits, rows outer and columns inner (row-major from
+the top-left), so an H x W image has (floor((H - patch) / stride) + 1) x (floor((W - patch) / stride) + 1)
+positions; 28x28 with patch 14 and stride 7 gives the 3 x 3 = 9 of the reference report. When
+stride does not divide (size - patch), the patch does not reach the last rows/columns (28, 14, 5:
+offsets 0, 5, 10, so rows 24-27 are never covered). We keep the stride uniform rather than add a
+shifted last position, so that every step is the same size and the count is the textbook formula;
+`OcclusionResult.never_covered()` says how many pixels that leaves out, and the stride-1 map always
+reaches every edge.
+
+All occluded copies, and the clean image with them, go through the model in one batched call.
+The experiment (Options, run, figures, table, summary) is at the end of the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from kerascnn import BadValue
+from kerascnn.tasks import Pick, pick
+
+
+@dataclass
+class OcclusionResult:
+    """What the model says about each occluded copy of one image.
+
+    image: (H, W, C) float32 in [0, 1]; images: (P, H, W, C) the occluded copies, in position order;
+    rows, cols: (P,) the patch's top-left pixel; probabilities: (P, K) float64 softmax of each copy;
+    clean_probabilities: (K,) of the image itself. `label` is the class whose probability is
+    followed: the true label, or the clean prediction when none was given (`label_source` says which).
+    """
+    image: np.ndarray
+    label: int
+    label_source: str          # "true label" or "clean prediction"
+    patch: int
+    stride: int
+    fill: float
+    rows: np.ndarray
+    cols: np.ndarray
+    images: np.ndarray
+    probabilities: np.ndarray
+    clean_probabilities: np.ndarray
+    index: int | None = None   # the test-set index of the image, when it came from there
+    class_names: tuple | None = None  # names of the classes, for figures (None: the numbers)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(number of row offsets, number of column offsets): positions form this grid, row-major."""
+        return len(np.unique(self.rows)), len(np.unique(self.cols))
+
+    @property
+    def prob_true(self) -> np.ndarray:
+        """(P,) probability of `label` for each occluded copy."""
+        return self.probabilities[:, self.label]
+
+    @property
+    def pred(self) -> np.ndarray:
+        """(P,) predicted class of each occluded copy."""
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def prob_pred(self) -> np.ndarray:
+        """(P,) probability of each copy's predicted class."""
+        return self.probabilities.max(axis=1)
+
+    @property
+    def clean_pred(self) -> int:
+        return int(self.clean_probabilities.argmax())
+
+    @property
+    def clean_prob_true(self) -> float:
+        return float(self.clean_probabilities[self.label])
+
+    def prob_true_grid(self) -> np.ndarray:
+        """P(label) as the grid of positions: (n_rows, n_cols), [i, j] = i-th row offset, j-th col offset."""
+        return self.prob_true.reshape(self.grid_shape)
+
+    def never_covered(self) -> int:
+        """How many pixels no patch position covers (0 unless the stride skips some)."""
+        height, width = self.image.shape[:2]
+        covered = np.zeros((height, width), bool)
+        for r, c in zip(self.rows, self.cols):
+            covered[r:r + self.patch, c:c + self.patch] = True
+        return int((~covered).sum())
+
+    def to_dict(self) -> dict:
+        """The JSON form: index, label, patch, stride, fill, clean {pred, prob_true}, positions
+        [{row, col, prob_true, pred, prob_pred}] (row, col: the patch's top-left pixel)."""
+        return {
+            "index": self.index,
+            "label": self.label,
+            "label_source": self.label_source,
+            "patch": self.patch,
+            "stride": self.stride,
+            "fill": self.fill,
+            "clean": {"pred": self.clean_pred, "prob_true": self.clean_prob_true},
+            "positions": [{"row": int(r), "col": int(c), "prob_true": float(p), "pred": int(k),
+                           "prob_pred": float(q)}
+                          for r, c, p, k, q in zip(self.rows, self.cols, self.prob_true, self.pred,
+                                                   self.prob_pred)],
+        }
+
+
+# ---------------------------------------------------------------------------- positions
+def check_arguments(height: int, width: int, patch: int, stride: int, fill: float) -> None:
+    """Raises BadValue, with a one-line reason, for a patch that does not fit an H x W image,
+    a stride below 1 or a fill value outside [0, 1]."""
+    if patch < 1:
+        raise BadValue("patch", f"must be at least 1 pixel, got {patch}")
+    if patch > min(height, width):
+        raise BadValue("patch", f"{patch} is larger than the {height}x{width} image")
+    if stride < 1:
+        raise BadValue("stride", f"must be at least 1 pixel, got {stride}")
+    if not np.isfinite(fill) or not 0.0 <= fill <= 1.0:
+        raise BadValue("fill", f"must be a grey value in [0, 1], got {fill}")
+
+
+def offsets(size: int, patch: int, stride: int) -> np.ndarray:
+    """Top-left offsets of the patch along one axis of length `size`: 0, stride, ... <= size - patch."""
+    return np.arange(0, size - patch + 1, stride, dtype=np.int64)
+
+
+def patch_positions(height: int, width: int, patch: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols), each (P,) int64: the patch's top-left pixels in row-major order."""
+    check_arguments(height, width, patch, stride, 0.0)
+    rows, cols = np.meshgrid(offsets(height, patch, stride), offsets(width, patch, stride), indexing="ij")
+    return rows.ravel(), cols.ravel()
+
+
+def occluded_images(image: np.ndarray, patch: int, stride: int, fill: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All occluded copies of `image` (H, W, C) float32 in [0, 1].
+
+    Returns (images (P, H, W, C) float32, rows (P,), cols (P,)): copy p has the square
+    [rows[p]:rows[p]+patch, cols[p]:cols[p]+patch] set to `fill` in every channel.
+    """
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    height, width = image.shape[:2]
+    check_arguments(height, width, patch, stride, fill)
+    rows, cols = patch_positions(height, width, patch, stride)
+    images = np.repeat(image[None], len(rows), axis=0)
+    for p, (r, c) in enumerate(zip(rows, cols)):
+        images[p, r:r + patch, c:c + patch, :] = fill
+    return images, rows, cols
+
+
+def occlude(model, image: np.ndarray, label: int | None = None, *, patch: int = 14, stride: int = 7,
+            fill: float = 0.5, index: int | None = None) -> OcclusionResult:
+    """Occludes `image` (H, W, C) float32 in [0, 1] at every patch position and predicts each copy
+    with the logits model `model`. label: the class to follow; None follows the clean image's
+    prediction. index: the image's test-set index, only recorded. One batch of P + 1 images."""
+    from kerascnn.subject import predict_logits, softmax
+
+    image = np.asarray(image, np.float32)
+    if image.ndim == 2:
+        image = image[..., None]
+    check_arguments(image.shape[0], image.shape[1], patch, stride, fill)
+    classes = int(model.output_shape[-1])
+    if label is not None and not 0 <= int(label) < classes:
+        raise BadValue("label", f"must be a class 0-{classes - 1}, got {label}")
+    images, rows, cols = occluded_images(image, patch, stride, fill)
+    batch = np.concatenate([image[None], images])
+    probabilities = softmax(predict_logits(model, batch, batch_size=len(batch)))
+    clean = probabilities[0]
+    if label is None:
+        label, source = int(clean.argmax()), "clean prediction"
+    else:
+        label, source = int(label), "true label"
+    return OcclusionResult(image, label, source, int(patch), int(stride), float(fill), rows, cols,
+                           images, probabilities[1:], clean, index)
+
+
+# ---------------------------------------------------------------------------- the experiment
+@dataclass
+class Options:
+    """Occlusion of one image. Patch and stride default to half and a quarter of the image side
+    (14 and 7 on MNIST's 28x28: the reference report's 9 positions)."""
+    pick: Pick = field(default_factory=Pick)  # the image: a class, a test index or a picture file
+    label: int | None = None    # with a picture file: the class to follow (None: the clean prediction)
+    patch: int | None = None    # side of the square patch in pixels (None: half the image side)
+    stride: int | None = None   # step between positions in pixels (None: half the patch)
+    fill: float = 0.5           # grey value of the patch, in [0, 1]
+    map: bool = False           # also the stride-1 sensitivity map (P(label) at every position)
+
+    def resolved(self, shape: tuple[int, ...]) -> "Options":
+        """The options with patch and stride filled in for an image of `shape` (H, W, C), checked."""
+        patch = self.patch if self.patch is not None else max(1, min(shape[:2]) // 2)
+        stride = self.stride if self.stride is not None else max(1, patch // 2)
+        check_arguments(shape[0], shape[1], patch, stride, self.fill)
+        return replace(self, patch=patch, stride=stride)
+
+
+@dataclass
+class Result:
+    occlusion: OcclusionResult
+    heat: OcclusionResult | None       # the stride-1 map, with Options.map
+    description: str                   # the image, for titles
+    reference: object = None           # reference.OcclusionTable beside ours (MNIST's first 7 or 9)
+
+    def to_dict(self) -> dict:
+        out = {"image": self.description} | self.occlusion.to_dict()
+        out["class_name"] = _name(self.occlusion, self.occlusion.label)
+        if self.heat is not None:
+            out["map"] = {"patch": self.heat.patch, "rows": int(self.heat.grid_shape[0]),
+                          "cols": int(self.heat.grid_shape[1]), "fill": self.heat.fill,
+                          "prob_true": self.heat.prob_true_grid().round(6).tolist(),
+                          "pred": self.heat.pred.reshape(self.heat.grid_shape).tolist()}
+        return out
+
+
+def _name(result: OcclusionResult, k: int) -> str:
+    return result.class_names[k] if result.class_names else str(k)
+
+
+def run(subject, options: Options, progress=None) -> Result:
+    from kerascnn import reference
+
+    picked = pick(subject.task, options.pick)
+    options = options.resolved(picked.image.shape)
+    follow, source = picked.label, "true label"
+    if picked.label is None:
+        follow = None if options.label is None else subject.task.check_class(options.label, "label")
+        source = "clean prediction" if follow is None else "given label"
+    result = occlude(subject.logits_model, picked.image, follow, patch=options.patch, stride=options.stride,
+                     fill=options.fill, index=picked.index)
+    result = replace(result, label_source=source if follow is not None else result.label_source,
+                     class_names=subject.class_names)
+    heat = None
+    if options.map:
+        heat = occlude(subject.logits_model, picked.image, result.label, patch=options.patch, stride=1,
+                       fill=options.fill, index=picked.index)
+        heat = replace(heat, label_source=result.label_source, class_names=subject.class_names)
+    table = None
+    if subject.task.is_mnist and picked.index is not None and picked.index == _first_of(subject, picked.label):
+        table = reference.occlusion_table(picked.label, options.patch, options.stride)
+    return Result(result, heat, picked.description, table)
+
+
+def _first_of(subject, label) -> int | None:
+    return None if label is None else subject.task.first_of_class(label)
+
+
+def figures(result: Result) -> dict:
+    from kerascnn import plots
+
+    out = {"occlusion.png": plots.occlusion_grid(result.occlusion, result.reference, title=result.description)}
+    if result.heat is not None:
+        out["occlusion_map.png"] = plots.occlusion_map(result.heat, title=result.description)
+    return out
+
+
+def table(result: Result):
+    from kerascnn.document import Table
+
+    r, ref = result.occlusion, result.reference
+    k = _name(r, r.label)
+    header = ["pos", "row", "col", f"P({k})", "pred", "P(pred)"] + (["ref P", "ref pred"] if ref else [])
+    rows, marked = [], []
+    for p in range(r.count):
+        pred = int(r.pred[p])
+        row = [p + 1, int(r.rows[p]), int(r.cols[p]), f"{r.prob_true[p]:.4f}", _name(r, pred), f"{r.prob_pred[p]:.4f}"]
+        marked += [(p, 4)] if pred != r.label else []
+        if ref:
+            row += [f"{ref.prob_true[p]:.4f}", str(ref.pred[p])]
+            marked += [(p, 7)] if ref.pred[p] != r.label else []
+        rows.append(row)
+    caption = (f"{result.description}: following {k} ({r.label_source}); clean image predicted "
+               f"{_name(r, r.clean_pred)} (P = {r.clean_probabilities.max():.4f}), P({k}) = {r.clean_prob_true:.4f}. "
+               f"{r.patch}x{r.patch} patch of grey {r.fill:g}, stride {r.stride}: {r.count} "
+               f"position{'s' if r.count != 1 else ''}, row-major (row, col: the patch's top-left pixel); "
+               f"marked: predicted class is not {k}" + ("; ref: the EE6132 report's PyTorch CNN on its own "
+                                                       "first image of the class" if ref else ""))
+    return Table(header, rows, caption, numeric=(0, 1, 2, 3, 5, 6), marked=tuple(marked))
+
+
+def summary(result: Result) -> str:
+    r = result.occlusion
+    k = _name(r, r.label)
+    wrong = [p + 1 for p in range(r.count) if r.pred[p] != r.label]
+    text = (f"Covering {result.description} with a {r.patch}x{r.patch} grey patch at {r.count} positions: "
+            f"P({k}) falls to {r.prob_true.min():.4f} at worst; "
+            + (f"the prediction changes at position(s) {', '.join(map(str, wrong))}." if wrong
+               else f"the prediction stays {k} everywhere."))
+    missed = r.never_covered()
+    if missed:
+        text += f" With stride {r.stride}, {missed} pixels are never covered."
+    if result.heat is not None:
+        low = float((result.heat.prob_true < 0.5).mean())
+        text += f" Stride-1 map: {low:.0%} of {result.heat.count} positions give P({k}) < 0.5."
+    return text

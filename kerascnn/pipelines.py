@@ -1,0 +1,37 @@
+"""tf.data pipelines over in-memory arrays: unshuffled batches for evaluation, and training batches
+reshuffled each epoch by a stateless seed (so a resumed run sees exactly the order of an unbroken one)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """An unshuffled tf.data pipeline of (images, labels) batches, for evaluation."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, epoch_var):
+    """Training batches, reshuffled each epoch by the stateless seed (seed, epoch_var).
+
+    The permutation depends only on the seed and the epoch number read from `epoch_var` (a tf.Variable
+    set before each epoch), so a run resumed at epoch k sees exactly the order an unbroken run would.
+    The data stay in memory as tensors; every iteration gathers one batch and prefetches the next.
+    """
+    import tensorflow as tf
+
+    n = len(images)
+    x = tf.constant(images)
+    y = tf.constant(labels)
+    num_batches = -(-n // batch_size)
+
+    def permutation(_):
+        return tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch_var.read_value()]))
+
+    return (tf.data.Dataset.from_tensors(0).map(permutation).unbatch()
+            .batch(batch_size)
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+            .apply(tf.data.experimental.assert_cardinality(num_batches))
+            .prefetch(tf.data.AUTOTUNE))
