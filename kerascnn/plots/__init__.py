@@ -7,5 +7,6 @@ plots.loss_curves(...)` works for all of them.
 from kerascnn.plots.common import *  # noqa: F401,F403
 from kerascnn.plots.training import *  # noqa: F401,F403
 from kerascnn.plots.inspection import *  # noqa: F401,F403
+from kerascnn.plots.occlusion import *  # noqa: F401,F403
 from kerascnn.plots.attacks import *  # noqa: F401,F403
 from kerascnn.plots.study import *  # noqa: F401,F403

@@ -1,19 +1,19 @@
-"""Figures for looking inside the network: kernels, activation maps, occlusion grids and maps.
+"""Figures for looking inside the network: kernels and activation maps.
 
-Each function takes a result of `kerascnn.inspect` or `kerascnn.occlusion` and returns a Figure.
+Each function takes a result of the filters or activations experiment and returns a Figure.
+Images are (H, W, 1) or (H, W, 3), any size; classes are written by name when the result has
+`class_names`.
 """
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
-from matplotlib.patches import Rectangle
 
-from kerascnn.plots.common import BAD, DIVERGING, GOOD, new_figure, show_digit, symmetric_limit
+from kerascnn.plots.common import DIVERGING, MUTED, class_label, new_figure, show_digit, symmetric_limit
 
-__all__ = ["filter_grid", "activation_grid", "occlusion_grid", "occlusion_map"]
-
-MUTED = "#57606a"  # secondary text: the reference report's numbers, notes
+__all__ = ["filter_grid", "activation_grid"]
 
 
 def _hide_ticks(ax) -> None:
@@ -25,41 +25,72 @@ def _hide_ticks(ax) -> None:
 def filter_grid(weights, title: str | None = None):
     """Kernels on ONE diverging colour scale centred on zero, with a colourbar.
 
-    weights: a FilterWeights, its `weights` (F, C_in, kh, kw). One input channel (conv1): a grid of
-    the F kernels. One filter (conv2 --filter N): a grid of its C_in input-channel slices. Both more
-    than one (conv2 all): one F x C_in mosaic, a row per filter, a column per input channel.
+    weights: a FilterWeights, its `weights` (F, C_in, kh, kw). One input channel (conv1 of a
+    greyscale model): a grid of the F kernels. One filter (--filter N): a grid of its C_in
+    input-channel slices. Several filters of 2 to 4 input channels (conv1 of an RGB model): a grid of
+    filters, each drawn as its channel slices side by side (R | G | B). More channels (conv2 all): one
+    F x C_in mosaic, a row per filter, a column per input channel.
+
+    RGB kernels are drawn as their three slices on the diverging scale, not as one colour tile: a
+    tile must map zero to grey and rescale per figure, so a negative weight looks like the
+    complementary colour and the sizes cannot be read off a colour bar; slices keep the one reading
+    every filter figure has (blue < 0 < red, raw values). Three input channels are taken to be
+    R, G, B: the first convolution of a colour model, the only common layer with three inputs.
     """
     w = np.asarray(weights.weights, np.float32)
     count, channels, kh, kw = w.shape
     limit = symmetric_limit(w)
     style = dict(cmap=DIVERGING, vmin=-limit, vmax=limit, interpolation="nearest")
-    if count > 1 and channels > 1:
+    if count > 1 and channels > 4:
         return _filter_mosaic(weights, w, style, title)
-    if channels == 1:
-        tiles = w[:, 0]
+    if count > 1 and channels > 1:
+        tiles = [_side_by_side(w[f]) for f in range(count)]
+        labels = [f"filter {f}" for f in weights.filters]
+        slices = "R | G | B" if channels == 3 else " | ".join(f"in {c}" for c in range(channels))
+        default = (f"{weights.layer}: {count} kernels ({kh}x{kw}x{channels}), raw weights; each drawn as "
+                   f"its input-channel slices {slices}")
+        ncols = max(1, min(count, 16 // (channels + 1)))
+    elif channels == 1:
+        tiles = list(w[:, 0])
         labels = [f"filter {f}" if count <= 8 else str(f) for f in weights.filters]
         default = f"{weights.layer}: {count} kernels ({kh}x{kw}), raw weights"
+        ncols = min(8, count)
     else:
-        tiles = w[0]
-        labels = [f"in {c}" for c in range(channels)]
+        tiles = list(w[0])
+        names = ("R", "G", "B") if channels == 3 else None
+        labels = [f"in {c}" + (f" ({names[c]})" if names else "") for c in range(channels)]
         default = (f"{weights.layer} filter {weights.filters[0]}: its {channels} input-channel "
                    f"slices ({kh}x{kw}), raw weights")
+        ncols = min(8, channels)
     n = len(tiles)
-    ncols = min(8, n)
     nrows = math.ceil(n / ncols)
-    fig = new_figure(1.0 * ncols + 1.0, 1.05 * nrows + 0.6)
+    aspect = tiles[0].shape[1] / tiles[0].shape[0]
+    unit = 1.0 if aspect == 1 else 0.72  # inches per kernel height; side-by-side slices need less
+    width = max(unit * aspect * ncols + 1.0, 5.0)
+    heading = "\n".join(textwrap.wrap(title or default, int((width - 0.2) * 72 / (0.55 * 11))))
+    fig = new_figure(width, max((unit + 0.05) * nrows + 0.35 + 0.25 * (heading.count("\n") + 1), 2.6))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     image = None
     for i, ax in enumerate(axes):
         if i >= n:
             ax.axis("off")
             continue
+        ax.set_facecolor(MUTED)  # the gaps between slices (NaN): dark, unlike any weight colour
         image = ax.imshow(tiles[i], **style)
         _hide_ticks(ax)
         ax.set_title(labels[i], fontsize=8, pad=2)
     fig.colorbar(image, ax=axes.tolist(), shrink=0.8, label="weight (blue < 0 < red)")
-    fig.suptitle(title or default, fontsize=11)
+    fig.suptitle(heading, fontsize=11)
     return fig
+
+
+def _side_by_side(kernel: np.ndarray) -> np.ndarray:
+    """(C, kh, kw) -> (kh, C * (kw + 1) - 1): the slices in a row, NaN (drawn dark) between them."""
+    channels, kh, kw = kernel.shape
+    row = np.full((kh, channels * (kw + 1) - 1), np.nan, np.float32)
+    for c in range(channels):
+        row[:, c * (kw + 1):c * (kw + 1) + kw] = kernel[c]
+    return row
 
 
 def _filter_mosaic(weights, w: np.ndarray, style: dict, title: str | None):
@@ -68,18 +99,24 @@ def _filter_mosaic(weights, w: np.ndarray, style: dict, title: str | None):
     for f in range(count):
         for c in range(channels):
             mosaic[f * (kh + 1):f * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = w[f, c]
-    side = min(9.0, 0.25 * max(count, channels) + 1.5)
-    fig = new_figure(side + 1.4, side * count / channels + 0.7)
+    cell = min(0.3, 14.0 / max(count, channels))  # inches per kernel: 0.3 for 32x32, readable at 100%
+    fig = new_figure(cell * channels + 2.2, cell * count + 1.3)
     ax = fig.subplots()
-    ax.set_facecolor("#57606a")  # the gaps between kernels (NaN): dark, unlike any weight colour
+    ax.set_facecolor(MUTED)  # the gaps between kernels (NaN): dark, unlike any weight colour
     image = ax.imshow(mosaic, **style)
-    step = 4 if max(count, channels) > 8 else 1
-    ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(0, channels, step)],
-                  [str(c) for c in range(0, channels, step)], fontsize=8)
-    ax.set_yticks([f * (kh + 1) + (kh - 1) / 2 for f in range(0, count, step)],
-                  [str(weights.filters[f]) for f in range(0, count, step)], fontsize=8)
-    ax.set_xlabel("input channel (a map of conv1)")
-    ax.set_ylabel(f"{weights.layer} filter")
+    # a tick at every kernel, a number at every 4th (8th past 64), on all four sides
+    every = 1 if max(count, channels) <= 8 else (4 if max(count, channels) <= 64 else 8)
+    ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(channels)], minor=True)
+    ax.set_yticks([f * (kh + 1) + (kh - 1) / 2 for f in range(count)], minor=True)
+    ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(0, channels, every)],
+                  [str(c) for c in range(0, channels, every)])
+    ax.set_yticks([f * (kh + 1) + (kh - 1) / 2 for f in range(0, count, every)],
+                  [str(weights.filters[f]) for f in range(0, count, every)])
+    ax.tick_params(which="both", top=True, right=True, labeltop=True, labelright=True, labelsize=10)
+    ax.tick_params(which="major", length=5)
+    ax.tick_params(which="minor", length=2.5)
+    ax.set_xlabel("input channel", fontsize=11)
+    ax.set_ylabel(f"{weights.layer} filter", fontsize=11)
     for spine in ax.spines.values():
         spine.set_visible(False)
     fig.colorbar(image, ax=ax, shrink=0.8, label="weight (blue < 0 < red)")
@@ -89,12 +126,19 @@ def _filter_mosaic(weights, w: np.ndarray, style: dict, title: str | None):
 
 
 # ---------------------------------------------------------------------------- activations
-def activation_grid(result, title: str | None = None, input_title: str = "input"):
+def activation_grid(result, title: str | None = None, input_title: str | None = None):
     """The input image on the left, and for each layer a grid of its maps on one colour scale
     per layer (0 to the layer's largest value for rectified maps, centred on zero otherwise).
 
-    result: an ActivationMaps (maps[name]: (h, w, channels)).
+    result: an ActivationMaps (image (H, W, C), maps[name]: (h, w, channels), probabilities (K,),
+    class_names). input_title: the title over the input; None: "input" and the predicted class.
     """
+    if input_title is None:
+        probabilities = np.asarray(result.probabilities)
+        k = int(probabilities.argmax())
+        names = getattr(result, "class_names", None)
+        input_title = (f"input\npredicted {class_label(names, k, 16)} "
+                       f"(P = {probabilities[k]:.4f})")
     names = list(result.maps)
     grids = []
     for name in names:
@@ -133,108 +177,6 @@ def activation_grid(result, title: str | None = None, input_title: str = "input"
         dead = int(np.sum(maps.reshape(-1, channels).max(axis=0) <= 0))
         note = f" ({dead} all zero for this image)" if dead else ""
         sub.suptitle(f"{shown}: {channels} maps of {maps.shape[0]}x{maps.shape[1]}{note}", fontsize=10)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
-
-
-# ---------------------------------------------------------------------------- occlusion
-def _color(pred: int, label: int) -> str:
-    return GOOD if pred == label else BAD
-
-
-def occlusion_grid(result, reference=None, title: str | None = None):
-    """The clean image, then every occluded copy laid out where its patch is (row-major grid),
-    each titled with P(label) and the prediction; mistakes in red.
-
-    result: an OcclusionResult. reference: a ReferenceTable with one entry per position (the
-    reference report's P(true) and prediction), written under each copy when given.
-    """
-    label = result.label
-    nrows, ncols = result.grid_shape
-    if reference is not None and len(reference.prob_true) != result.count:
-        reference = None
-    detail = 2 if ncols <= 5 else (1 if ncols <= 10 else 0)  # how much text fits in a cell
-    cell = {2: 1.9, 1: 1.05, 0: max(0.22, 11.0 / ncols)}[detail]
-    if reference is not None:
-        cell += 0.15
-    grid_w, grid_h = cell * ncols, cell * nrows
-    clean_w = max(2.2, min(3.0, grid_h * 0.5))
-    fig = new_figure(clean_w + grid_w + 0.2, max(grid_h, clean_w + 0.6) + (0.6 if title else 0.3))
-    left, right = fig.subfigures(1, 2, width_ratios=[clean_w, grid_w], wspace=0.02)
-    ax = left.subplots()
-    name = {"true label": "P(true)", "clean prediction": "P(clean prediction)"}.get(
-        result.label_source, f"P({result.label_source})")
-    show_digit(ax, result.image,
-               f"clean image\npred {result.clean_pred}, P({label}) = {result.clean_prob_true:.4f}",
-               color=_color(result.clean_pred, label), fontsize=10, frame=MUTED)
-    if reference is not None:
-        ax.set_xlabel(f"grey: the reference report\n(PyTorch CNN, its own {label}):\n"
-                      f"P({label}) and prediction", color=MUTED, fontsize=8)
-    axes = np.atleast_1d(right.subplots(nrows, ncols, squeeze=False)).ravel()
-    probs, preds, prob_preds = result.prob_true, result.pred, result.prob_pred
-    for p, ax in enumerate(axes):
-        color = _color(int(preds[p]), label)
-        if detail == 2:
-            text = f"#{p + 1}  P({label}) = {probs[p]:.4f}\npred {preds[p]} ({prob_preds[p]:.2f})"
-        elif detail == 1:
-            text = f"{probs[p]:.2f}" + ("" if preds[p] == label else f" \u2192{preds[p]}")
-        else:
-            text = None
-        show_digit(ax, result.images[p], text, color=color, fontsize=9 if detail == 2 else 7,
-                   frame=BAD if preds[p] != label else None)
-        r, c = int(result.rows[p]), int(result.cols[p])
-        if detail:
-            ax.add_patch(Rectangle((c - 0.5, r - 0.5), result.patch, result.patch, fill=False,
-                                   edgecolor="#0969da", linewidth=1.0, linestyle="--"))
-        if reference is not None:
-            ref_p, ref_k = reference.prob_true[p], reference.pred[p]
-            ax.set_xlabel(f"ref {ref_p:.4f}, pred {ref_k}", fontsize=8,
-                          color=BAD if ref_k != label else MUTED)
-    right.suptitle(f"{result.count} positions of a {result.patch}x{result.patch} patch of grey "
-                   f"{result.fill:g}, stride {result.stride}: {name} = P({label}) and prediction",
-                   fontsize=10)
-    if title:
-        fig.suptitle(title, fontsize=11)
-    return fig
-
-
-def occlusion_map(result, title: str | None = None):
-    """Sensitivity map from a stride-1 OcclusionResult: P(label) with the patch centred at each
-    pixel, as a heat map over the image (outlined), beside the clean image and the most damaging
-    occlusion. Dark = covering this region hurts the model most."""
-    grid = result.prob_true_grid()
-    nrows, ncols = grid.shape
-    label = result.label
-    half = (result.patch - 1) / 2
-    fig = new_figure(10.5, 3.9 if not title else 4.3)
-    axes = fig.subplots(1, 3, width_ratios=[1, 1.25, 1])
-    show_digit(axes[0], result.image,
-               f"clean image\npred {result.clean_pred}, P({label}) = {result.clean_prob_true:.4f}",
-               color=_color(result.clean_pred, label), fontsize=10, frame=MUTED)
-    ax = axes[1]
-    height, width = result.image.shape[:2]
-    # The image dimmed (its white at a quarter of full scale) where no patch centre reaches.
-    ax.imshow(result.image.squeeze(), cmap="gray", vmin=0, vmax=4, interpolation="nearest")
-    extent = (half - 0.5, half + ncols - 0.5, half + nrows - 0.5, half - 0.5)
-    heat = ax.imshow(grid, cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest", extent=extent)
-    ax.add_patch(Rectangle((extent[0], extent[3]), ncols, nrows, fill=False, edgecolor="#8c959f",
-                           linewidth=0.8))
-    ax.contour(result.image.squeeze(), levels=[0.5], colors=["#3fb950"], linewidths=1.2)
-    ax.set_xlim(-0.5, width - 0.5)
-    ax.set_ylim(height - 0.5, -0.5)
-    _hide_ticks(ax)
-    ax.set_title(f"P({label}) with the {result.patch}x{result.patch} patch centred on each pixel\n"
-                 f"dark: covering there hurts; green: the digit", fontsize=10)
-    fig.colorbar(heat, ax=ax, shrink=0.85, label=f"P({label})")
-    worst = int(np.argmin(result.prob_true))
-    show_digit(axes[2], result.images[worst],
-               f"most damaging position (row {result.rows[worst]}, col {result.cols[worst]})\n"
-               f"P({label}) = {result.prob_true[worst]:.4f}, pred {result.pred[worst]}",
-               color=_color(int(result.pred[worst]), label), fontsize=9, frame=MUTED)
-    low = float((result.prob_true < 0.5).mean())
-    axes[2].set_xlabel(f"{low:.0%} of the {result.count} positions give P({label}) < 0.5",
-                       fontsize=9, color=MUTED)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

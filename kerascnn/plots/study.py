@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerascnn.plots.common import new_figure
+from kerascnn.plots.common import mark_below, new_figure, plural
 
 __all__ = ["VARIANT_COLORS", "band_curves", "seed_accuracies"]
 
@@ -31,7 +31,8 @@ def _epoch_ends(result) -> list[float]:
 def band_curves(result, key: str = "accuracy"):
     """Training (block means of the batches) and validation `key` ("loss" or "accuracy") against
     iterations, both variants: mean over seeds as a line, min to max as a shaded band. Loss on a
-    log scale; accuracy zoomed on the top, with the threshold of the study dashed."""
+    log scale; accuracy zoomed on the top (the range of the points after the first epoch), with the
+    threshold of the study dashed and the mean points below the axis marked on its bottom edge."""
     if key not in ("loss", "accuracy"):
         raise ValueError(f"key must be loss or accuracy, got {key!r}")
     fig = new_figure(11.5, 4.4)
@@ -66,11 +67,16 @@ def band_curves(result, key: str = "accuracy"):
         axes[1].axhline(threshold, color=MUTED, lw=0.9, ls="--")
         axes[1].annotate(f"{threshold:.0%}", (0.0, threshold), xycoords=("axes fraction", "data"),
                          xytext=(3, 3), textcoords="offset points", ha="left", fontsize=8, color=MUTED)
-        lows = [np.min(v.curves["val_accuracy"].low) for v in (result.plain, result.batchnorm)
-                if len(v.curves["val_accuracy"].low)]
-        low = min(lows) if lows else threshold
-        # Zoom on the top, where the variants differ; the first training blocks may fall below it.
-        axes[0].set_ylim(max(0.0, min(low, threshold) - 0.02), 1.0015)
+        bottom = _accuracy_floor(result, threshold)
+        axes[0].set_ylim(bottom, 1.0015)
+        below = 0
+        for variant in (result.plain, result.batchnorm):
+            color = VARIANT_COLORS[variant.batchnorm]
+            for ax, band in ((axes[0], variant.curves[key]), (axes[1], variant.curves[f"val_{key}"])):
+                below += mark_below(ax, band.iteration, band.mean, color)
+        if below:
+            fig.supxlabel(f"\u25bc on the bottom edge: {plural(below, 'mean point')} below the axis, which is "
+                          f"drawn from the points after the first epoch", fontsize=9, color=MUTED)
         axes[0].yaxis.set_major_formatter(_percent_formatter())
     axes[1].legend(loc="lower right" if key == "accuracy" else "upper right", fontsize=8)
     recipe = result.recipe
@@ -80,6 +86,22 @@ def band_curves(result, key: str = "accuracy"):
                  f"band from min to max ({epochs} epoch{'' if epochs == 1 else 's'}, batch "
                  f"{recipe.get('batch_size', '?')}, lr schedule {recipe.get('lr_schedule', '?')}{ends})", fontsize=11)
     return fig
+
+
+def _accuracy_floor(result, threshold: float) -> float:
+    """The bottom of the accuracy axis: under the lowest validation value (band included) after the
+    first epoch, and under the threshold. The first validation point of batch norm (~76%) would
+    otherwise stretch the axis to 70% and squash the 98-99.4% range where the variants differ."""
+    ends = _epoch_ends(result)
+    lows = []
+    for variant in (result.plain, result.batchnorm):
+        band = variant.curves["val_accuracy"]
+        if not len(band.low):
+            continue
+        later = np.asarray(band.iteration) >= ends[0] if ends else np.arange(len(band.low)) >= len(band.low) // 4
+        lows.append(float(np.nanmin(np.asarray(band.low)[later if later.any() else slice(None)])))
+    low = min(lows + [threshold])
+    return max(0.0, low - max(0.002, 0.15 * (1.0 - low)))
 
 
 def _percent_formatter():
