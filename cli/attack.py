@@ -137,8 +137,9 @@ def targeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json,
 @click.option("--index", type=click.IntRange(min=0), default=None, help="Sources: --count test images from number I on.")
 @click.option("--image", "image_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Source: your own picture (made the task's size and channels); --count does not apply.")
-@click.option("--count", type=click.IntRange(min=1), default=default_of(noise_exp.Options, "count"), show_default=True,
-              help="Source images. Default sources: the first test image of each class other than --target.")
+@click.option("--count", type=click.IntRange(min=1), default=default_of(noise_exp.Options, "count"),
+              help="Source images (default: 6, or one per other class when there are fewer). Default sources: "
+                   "the first test image of each class other than --target.")
 @confidence_option(noise_exp.Options)
 @click.option("--beta", type=float, default=default_of(noise_exp.Options, "beta"), show_default=True,
               callback=finite(0), help="Penalty weight on the mean squared noise (0: stopping at --confidence "

@@ -13,8 +13,9 @@ import numpy as np
 from kerascnn import BadValue
 from kerascnn.experiments.common import attack_settings, class_name, resolve_class
 
-#: The assignment's target: make the digits a 4.
+#: The assignment's target (make the digits a 4) and number of sources (the first of six other digits).
 ASSIGNMENT_TARGET = 4
+ASSIGNMENT_COUNT = 6
 
 
 @dataclass
@@ -23,7 +24,7 @@ class Options:
     source_class: str | int | None = None  # sources: the first `count` test images of this class
     index: int | None = None          # or `count` test images from number I on
     image: str | None = None          # or one picture file
-    count: int = 6                    # source images (default sources: the first of each other class)
+    count: int | None = None          # source images (None: 6, at most one per other class by default)
     steps: int = 500
     lr: float = 0.005
     optimizer: str = "sign"           # sign steps reach the goal with less noise than Adam here
@@ -34,7 +35,7 @@ class Options:
     clip: bool = True
 
     def check(self) -> None:
-        if self.count < 1:
+        if self.count is not None and self.count < 1:
             raise BadValue("count", f"must be at least 1, got {self.count}")
         if self.universal < 0:
             raise BadValue("universal", f"must be 0 or more, got {self.universal}")
@@ -63,21 +64,22 @@ def _sources(task, options: Options, target: int):
     if options.image is not None:
         return task.picture(options.image)[None], np.array([-1]), None, str(options.image)
     images, labels = task.test()
+    count = options.count if options.count is not None else min(ASSIGNMENT_COUNT, task.num_classes - 1)
     if options.source_class is not None:
         k = task.class_index(options.source_class, "source_class")
         task.first_of_class(k)
-        found = np.flatnonzero(labels == k)[:options.count]
+        found = np.flatnonzero(labels == k)[:count]
         what = f"the first {len(found)} test image(s) of class {task.label(k)}"
     elif options.index is not None:
         start = task.check_index(options.index)
-        found = np.arange(start, min(start + options.count, len(labels)))
+        found = np.arange(start, min(start + count, len(labels)))
         what = f"test images {found[0]}..{found[-1]}"
     else:
         others = [c for c in range(task.num_classes) if c != target]
-        if options.count > len(others):
-            raise BadValue("count", f"is at most {len(others)} without a source class or index, got {options.count}")
-        found = np.array([task.first_of_class(c) for c in others[:options.count]], np.int64)
-        what = f"the first test image of each of {', '.join(task.label(c) for c in others[:options.count])}"
+        if count > len(others):
+            raise BadValue("count", f"is at most {len(others)} without a source class or index, got {count}")
+        found = np.array([task.first_of_class(c) for c in others[:count]], np.int64)
+        what = f"the first test image of each of {', '.join(task.label(c) for c in others[:count])}"
     return images[found], labels[found], found, what
 
 

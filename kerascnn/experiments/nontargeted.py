@@ -63,6 +63,9 @@ def table(result: Result):
 
 def summary(result: Result) -> str:
     r = result.attack
-    return (f"From Gaussian noise, {int(r.success.sum())}/{len(r.targets)} classes reached P >= {r.confidence:g} in "
-            f"{r.steps_run} step(s) ({r.seconds:.2f} s). The images look like noise, not like any class: the "
-            f"network is sure of classes it has never seen anything like.")
+    done = int(r.success.sum())
+    text = (f"From Gaussian noise, {done}/{len(r.targets)} classes reached P >= {r.confidence:g} in "
+            f"{r.steps_run} step(s) ({r.seconds:.2f} s).")
+    if done < len(r.targets):
+        return text + f" The others did not within {r.settings['steps']} steps (allow more steps, or a larger lr)."
+    return text + " Look at the images: a network can be sure of a class in an image that looks like nothing."
