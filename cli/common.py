@@ -258,13 +258,17 @@ def emit(experiment, result, out_dir: str, command: str, *, force: bool = False,
 @contextlib.contextmanager
 def progress_bar(label: str, steps: int, show_done: bool = True):
     """A progress bar on stderr; yields the `progress(steps_done, images_done, total)` callback.
-    Click draws it only on a terminal; elsewhere it prints the label once."""
-    with click.progressbar(length=steps, label=label, file=sys.stderr, show_pos=True, show_eta=False,
-                           item_show_func=lambda item: item) as bar:
-        seen = [0]
+    Click draws it only on a terminal; elsewhere it prints the label once. The bar starts at the
+    first report, so that a value refused before any work leaves the one line of its error alone."""
+    with contextlib.ExitStack() as stack:
+        bar, seen = [], [0]
 
         def progress(steps_done: int, images_done: int, total: int) -> None:
-            bar.update(steps_done - seen[0], f"{images_done}/{total} done" if show_done else None)
+            if not bar:
+                bar.append(stack.enter_context(click.progressbar(
+                    length=steps, label=label, file=sys.stderr, show_pos=True, show_eta=False,
+                    item_show_func=lambda item: item)))
+            bar[0].update(steps_done - seen[0], f"{images_done}/{total} done" if show_done else None)
             seen[0] = steps_done
 
         yield progress
