@@ -12,7 +12,7 @@ from cli.common import guarded, subject_options
               help="Where to write: a folder for savedmodel, a file for onnx and litert. An existing one is "
                    "replaced only when it is an earlier export; nothing else is ever deleted.")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "onnx", "litert"]), default="savedmodel",
-              show_default=True, help="onnx and litert need the export extra: pip install -e \".[export]\".")
+              show_default=True, help="onnx and litert need the export extra: pip install \"kerascnn[export]\" (or -e \".[export]\" in a checkout).")
 @guarded
 def export(subject, out, fmt):
     """Export the model and check the artifact with its real consumer before putting it in place.
@@ -21,7 +21,7 @@ def export(subject, out, fmt):
     `images`, float32 (None, H, W, C) in [0, 1], and returns `logits` and `probabilities`
     (None, K); the class names travel with it. It is checked by tf.saved_model.load and by the
     TFLite converter and interpreter. onnx: checked by onnxruntime; litert: by the LiteRT
-    interpreter. Each check runs on 256 test images (random images when the data are not at hand,
+    interpreter, and by a TF1 session loader (the kind TF Serving uses). Each check runs on 256 test images (random images when the data are not at hand,
     said so); a difference from the Keras model above 1e-4, or any disagreement on the predicted
     class, and nothing is written.
     """

@@ -56,6 +56,35 @@ def write_run_figures(result, task) -> list:
     return [store.save_figure(fig, out / name) for name, fig in figures.items()]
 
 
+def terminal_progress(epochs: int):
+    """A Keras callback drawing one Click progress bar per epoch: steps done of the epoch's steps
+    (exact, though callbacks see every 64th step), then a line with the epoch's numbers."""
+    import keras
+
+    from kerascnn.callbacks import epoch_lines
+
+    line = epoch_lines(click.echo, epochs)
+
+    class TerminalProgress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            line.on_epoch_begin(epoch, logs)
+            self.total = self.params.get("steps") or 0
+            self.bar = click.progressbar(length=self.total, label=f"epoch {epoch + 1}/{epochs}", show_pos=True)
+            self.bar.__enter__()
+            self.done = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = min(batch + 1, self.total)
+            self.bar.update(now - self.done)
+            self.done = now
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.bar.__exit__(None, None, None)
+            line.on_epoch_end(epoch, logs)
+
+    return TerminalProgress()
+
+
 @click.command()
 @click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
               help="Insert batch normalisation after conv1, conv2 and fc1 (before their ReLU).")
@@ -108,9 +137,10 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
             click.echo(f"note: {line}")
         click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
                    f"{len(data.x_test):,} test images")
-        terminal = sys.stdout.isatty()
-        result = training.train(config, data, verbose=1 if terminal else 0, notify=click.echo,
-                                callbacks=() if terminal else (epoch_lines(click.echo, epochs),))
+        # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and
+        # shows the step recorder's meaningless val_batch_loss); elsewhere one line per epoch.
+        progress = terminal_progress(epochs) if sys.stdout.isatty() else epoch_lines(click.echo, epochs)
+        result = training.train(config, data, verbose=0, notify=click.echo, callbacks=(progress,))
         write_run_figures(result, task)
         runs.mark_training_folder(out)
     m = result.metrics

@@ -20,7 +20,6 @@ already be an empty folder (savedmodel) or an earlier export of the same format 
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import UserError, __version__
+from kerascnn import UserError, __version__, consumers
 
 FORMATS = ("savedmodel", "onnx", "litert")
 MARKER = ".kerascnn-export.json"  # in a SavedModel folder: we wrote it, and what it holds
@@ -103,7 +102,7 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
         except Exception as e:  # the exporter's own failure (an op it cannot convert, ...)
             raise UserError(f"exporting to {format} failed: {_first_line(e)}") from None
         checks = []
-        for consumer, run in _consumers(format):
+        for consumer, run in consumers.for_format(format):
             try:
                 got = run(tmp, images)
             except Exception as e:  # the consumer cannot run the artifact at all
@@ -284,60 +283,6 @@ def _write(format: str, serving, tmp: Path, info: dict) -> None:
         flat.buffers.append(buffer)
         flat.metadata = [*(flat.metadata or []), schema.MetadataT(name=METADATA_KEY, buffer=len(flat.buffers) - 1)]
         tmp.write_bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
-
-
-# ---------------------------------------------------------------------------- consumers
-def _consumers(format: str):
-    """(name, run) pairs; run(path, images) -> {"logits", "probabilities"}: arrays (N, K)."""
-    return {"savedmodel": [("tf.saved_model.load", _run_saved_model), ("TFLite interpreter", _run_tflite_converter),
-                           ("TF1 session loader", _run_session)],
-            "onnx": [("onnxruntime", _run_onnx)],
-            "litert": [("LiteRT interpreter", _run_litert)]}[format]
-
-
-def _run_saved_model(path: Path, images: np.ndarray) -> dict:
-    import tensorflow as tf
-
-    served = tf.saved_model.load(os.fspath(path)).signatures["serving_default"](images=tf.constant(images))
-    return {k: v.numpy() for k, v in served.items()}
-
-
-def _run_tflite_converter(path: Path, images: np.ndarray) -> dict:
-    import tensorflow as tf
-
-    flat = tf.lite.TFLiteConverter.from_saved_model(os.fspath(path)).convert()
-    with warnings.catch_warnings():  # tf.lite.Interpreter points to ai_edge_litert; it ships with TF
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_content=flat)
-    return interpreter.get_signature_runner("serving_default")(images=images)
-
-
-def _run_session(path: Path, images: np.ndarray) -> dict:
-    import tensorflow as tf
-
-    try:  # the loader logs that it is deprecated
-        from tensorflow.python.util.deprecation import silence
-    except ImportError:
-        silence = contextlib.nullcontext
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session, silence():
-        signatures = tf.compat.v1.saved_model.loader.load(session, ["serve"], os.fspath(path)).signature_def
-        serving = signatures["serving_default"]
-        outputs = {k: v.name for k, v in serving.outputs.items()}
-        return session.run(outputs, {serving.inputs["images"].name: images})
-
-
-def _run_onnx(path: Path, images: np.ndarray) -> dict:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(os.fspath(path), providers=["CPUExecutionProvider"])
-    return dict(zip(["logits", "probabilities"], session.run(["logits", "probabilities"], {"images": images})))
-
-
-def _run_litert(path: Path, images: np.ndarray) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter(model_path=os.fspath(path)).get_signature_runner("serving_default")(images=images)
 
 
 def _compare(consumer: str, got: dict, logits: np.ndarray, probabilities: np.ndarray, tolerance: float) -> Check:

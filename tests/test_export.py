@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from kerascnn import UserError
+from kerascnn import UserError, consumers
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 HAVE_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
@@ -162,28 +162,28 @@ def test_the_checks_catch_the_old_hand_written_savedmodel(rgb, tmp_path):
 
     module = Serving(model)
     tf.saved_model.save(module, os.fspath(tmp_path / "old"), signatures={"serving_default": module.serve})
-    reloaded = export._run_saved_model(tmp_path / "old", images)["logits"]
+    reloaded = consumers._run_saved_model(tmp_path / "old", images)["logits"]
     assert np.allclose(reloaded, model(images), atol=1e-5)  # the only consumer the old check asked
     try:
-        lite = export._run_tflite_converter(tmp_path / "old", images)["logits"]
+        lite = consumers._run_tflite_converter(tmp_path / "old", images)["logits"]
     except Exception:
         lite = np.full(1, np.nan)
     assert not np.allclose(lite, model(images), atol=1e-4)  # weightless: NaN, or no run at all
     with pytest.raises(Exception, match="Could not find variable"):
-        export._run_session(tmp_path / "old", images)
+        consumers._run_session(tmp_path / "old", images)
 
 
 # ---------------------------------------------------------------------------- nothing written
 def test_an_export_that_differs_is_refused_and_nothing_is_written(rgb, tmp_path, monkeypatch):
     from kerascnn import export
 
-    real = export._run_tflite_converter
+    real = consumers._run_tflite_converter
 
     def shifted(path, images):
         outputs = real(path, images)
         return {**outputs, "logits": outputs["logits"] + 1e-3}
 
-    monkeypatch.setattr(export, "_run_tflite_converter", shifted)
+    monkeypatch.setattr(consumers, "_run_tflite_converter", shifted)
     with pytest.raises(UserError, match=r"TFLite interpreter.*nothing written") as e:
         _export(rgb, tmp_path / "sm")
     assert "\n" not in str(e.value) and os.listdir(tmp_path) == []
@@ -195,7 +195,7 @@ def test_a_consumer_that_cannot_run_the_export_is_one_line(rgb, tmp_path, monkey
     def broken(path, images):
         raise RuntimeError("Could not find variable conv2/kernel\nand a long trace")
 
-    monkeypatch.setattr(export, "_run_session", broken)
+    monkeypatch.setattr(consumers, "_run_session", broken)
     with pytest.raises(UserError, match="TF1 session loader cannot run .*Could not find variable") as e:
         _export(rgb, tmp_path / "sm")
     assert "\n" not in str(e.value) and os.listdir(tmp_path) == []
