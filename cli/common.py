@@ -64,10 +64,11 @@ def _stderr_to_devnull():
 
 
 def flag_of(param: str) -> str:
-    """The option of the running command whose parameter is `param` (`patch` -> `--patch`)."""
+    """The option of the running command whose parameter is `param` (`patch` -> `--patch`; `filter`
+    -> `--filter`, whose Python name `filter_` keeps clear of the builtin)."""
     ctx = click.get_current_context(silent=True)
     for p in (ctx.command.params if ctx else []):
-        if p.name == param and getattr(p, "opts", None):
+        if p.name in (param, f"{param}_") and getattr(p, "opts", None):
             return p.opts[0]
     return param
 
