@@ -53,6 +53,8 @@ def activations(subject, image: np.ndarray, layers=None) -> ActivationMaps:
 
     from kerascnn.subject import softmax
 
+    if layers is not None and not list(layers):
+        raise BadValue("layers", "is empty: name at least one layer with (h, w, channels) output")
     layers = list(subject.conv_layers() if layers is None else layers)
     if not layers:
         raise BadValue("layers", f"{subject.name} has no convolution layers: name layers with (h, w, c) output")
