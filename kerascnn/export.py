@@ -95,6 +95,7 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
         np.asarray(model.predict(images, batch_size=256, verbose=0), np.float32) - logits)))
     info = {"format": format, "kerascnn": __version__, "class_names": names, "input_shape": list(shape)}
     tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")
+    _clean_leftovers(out)
     _remove(tmp)
     try:
         try:
@@ -122,6 +123,19 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
     finally:
         _remove(tmp)
     return ExportResult(out, format, checks, len(images), images_kind, twin_diff)
+
+
+def _clean_leftovers(out: Path) -> None:
+    """Removes the temporaries of killed exports to `out` (`.NAME.partial-<pid>` of a dead pid)."""
+    import re
+
+    from kerascnn.outputs import pid_alive
+
+    pattern = re.compile(rf"\.{re.escape(out.stem)}\.partial-(\d+){re.escape(out.suffix)}")
+    for entry in out.parent.glob(f".{out.stem}.partial-*"):
+        found = pattern.fullmatch(entry.name)
+        if found and not pid_alive(int(found[1])):
+            _remove(entry)
 
 
 def read_class_names(path: str | os.PathLike) -> list[str]:

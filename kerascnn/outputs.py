@@ -252,7 +252,7 @@ def _clean_leftovers(out: Path) -> None:
     olds = []
     for entry in entries:
         found = pattern.fullmatch(entry.name)
-        if not found or entry.is_symlink() or not entry.is_dir() or _pid_alive(int(found[2])):
+        if not found or entry.is_symlink() or not entry.is_dir() or pid_alive(int(found[2])):
             continue
         if found[1] == "old":
             olds.append(entry)
@@ -266,7 +266,7 @@ def _clean_leftovers(out: Path) -> None:
                 os.replace(old, out)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether a process `pid` exists (a process of another user counts)."""
     try:
         os.kill(pid, 0)

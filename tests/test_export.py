@@ -283,3 +283,17 @@ def test_a_missing_extra_is_named(rgb, tmp_path, monkeypatch, format, module):
     with pytest.raises(UserError, match=rf"format '{format}' needs the export extra .*kerascnn\[export\]") as e:
         _export(rgb, tmp_path / FILE_NAME[format], format=format)
     assert "\n" not in str(e.value) and os.listdir(tmp_path) == []
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_and_a_live_ones_kept(rgb, tmp_path):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".sm.partial-{dead.pid}"
+    stale.mkdir()
+    (stale / "saved_model.pb").write_bytes(b"half")
+    live = tmp_path / f".sm.partial-{os.getpid() + 0}-other"  # not our pattern: kept whatever its pid
+    live.mkdir()
+    _export(rgb, tmp_path / "sm")
+    assert not stale.exists() and live.exists() and (tmp_path / "sm" / "saved_model.pb").is_file()
