@@ -267,6 +267,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
                   callbacks=all_callbacks, verbose=verbose)
     except KeyboardInterrupt:
         raise TrainingInterrupted(out_dir, len(history)) from None
+    finally:
+        _remove_if_empty(out_dir / ".resume")  # a run that failed before its first epoch leaves nothing
 
     final = build_model(config.batchnorm, None, shape, classes)  # float32, uncompiled: what experiments use
     final.set_weights(model.get_weights())
@@ -294,6 +296,13 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     store.write_json(out_dir / "metrics.json", metrics)
     shutil.rmtree(out_dir / ".resume", ignore_errors=True)
     return TrainResult(final, history, rows, metrics, out_dir, done, test)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (a checkpoint to resume from), or not there
+        pass
 
 
 def default_out_dir(task: Task, batchnorm: bool) -> Path:
