@@ -297,3 +297,24 @@ def test_leftovers_of_a_killed_export_are_cleaned_and_a_live_ones_kept(rgb, tmp_
     live.mkdir()
     _export(rgb, tmp_path / "sm")
     assert not stale.exists() and live.exists() and (tmp_path / "sm" / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("name", ["cnn", "cnn_bn"])
+@pytest.mark.parametrize("fmt", ["savedmodel", "onnx", "litert"])
+def test_the_shipped_models_round_trip_through_every_consumer(name, fmt, tmp_path):
+    """The issue's acceptance: each shipped model, each format, real test images when at hand."""
+    from kerascnn import SAVED_MODELS
+    from kerascnn.export import export
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+    from tests.support import HAVE_MNIST
+
+    pytest.importorskip({"savedmodel": "tensorflow", "onnx": "onnxruntime", "litert": "ai_edge_litert"}[fmt])
+    subject = Subject.load(SAVED_MODELS / name, Task())
+    images = (Task().test()[0][:256] if HAVE_MNIST
+              else np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32))
+    out = tmp_path / {"savedmodel": "sm", "onnx": "m.onnx", "litert": "m.tflite"}[fmt]
+    result = export(subject.logits_model, out, format=fmt, class_names=subject.class_names, check_images=images)
+    assert result.checks and all(c.ok and c.argmax_agreement == 1.0 and c.max_abs_diff_logits <= 1e-4
+                                 for c in result.checks)
+    assert out.exists()
