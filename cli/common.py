@@ -213,12 +213,12 @@ def image_options(func):
 
 
 # ---------------------------------------------------------------------------- outputs
-def out_options(command: str):
-    """--out (a folder; default runs/<command>) and --force."""
+def out_options(folder: str):
+    """--out (a folder; default runs/<folder>, the command's name: occlude, attack-noise) and --force."""
     def decorate(func):
         func = click.option("--force", is_flag=True,
                             help="Write into an --out folder that kerascnn did not make (its other files are kept).")(func)
-        return click.option("--out", "out_dir", type=click.Path(file_okay=False), default=os.path.join(RUNS, command),
+        return click.option("--out", "out_dir", type=click.Path(file_okay=False), default=os.path.join(RUNS, folder),
                             show_default=True,
                             help="Output folder, replaced whole when it is this command's earlier output; "
                                  "a folder kerascnn did not make is refused (see --force).")(func)
@@ -233,7 +233,8 @@ def json_option(func):
 def emit(experiment, result, out_dir: str, command: str, *, force: bool = False, as_json: bool = False,
          protect=(), extra_json: dict | None = None) -> Path:
     """Writes an experiment's figures, arrays and result.json into `out_dir` (whole or not at all),
-    then prints its table and summary, or the JSON with `as_json`."""
+    then prints its table and summary, or the JSON with `as_json`. `command` is the command's name
+    as typed (`occlude`, `attack noise`): the output folder is marked as its output."""
     from kerascnn import outputs, store
     from kerascnn.document import render_text
 

@@ -22,7 +22,7 @@ from kerascnn.experiments.occlusion import Options
 @click.option("--map", "draw_map", is_flag=True,
               help="Also the sensitivity map: P(class) with the patch at every position (stride 1), drawn "
                    "into OUT/occlusion_map.png and kept in result.json.")
-@out_options("occlusion")
+@out_options("occlude")
 @json_option
 @guarded
 def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force, as_json):
@@ -50,7 +50,7 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
     follow = None if label is None else subject.task.class_index(label, "label")
     options = Options(pick=pick, label=follow, patch=patch, stride=stride, fill=fill, map=draw_map)
     result = experiment.run(subject, options)
-    emit(experiment, result, out_dir, "occlusion", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, "occlude", force=force, as_json=as_json, protect=[subject.path])
 
 
 COMMANDS = [occlude]
