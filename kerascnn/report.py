@@ -170,10 +170,11 @@ def _train_models(config: ReportConfig, out: Path, progress) -> list[Model]:
     data = base.task.splits(base.val_size, base.seed, base.subset)
     for name, batchnorm in (("cnn", False), ("cnn_bn", True)):
         train_config = dataclasses.replace(base, batchnorm=batchnorm, out_dir=os.fspath(out / "models" / name))
-        progress(f"  training {name}: {base.epochs} epoch(s), batch {base.batch_size} -> {train_config.out_dir}")
+        final = Path(config.out_dir) / "models" / name  # `out` is the temporary folder, renamed at the end
+        progress(f"  training {name}: {base.epochs} epoch(s), batch {base.batch_size} -> {final}")
         result = training.train(train_config, data, verbose=0, callbacks=(epoch_lines(progress, base.epochs),),
                                 notify=progress)
-        subject = Subject(result.model, base.task, Path(train_config.out_dir) / "model.keras")
+        subject = Subject(result.model, base.task, final / "model.keras")
         models.append(Model(name, subject, result.metrics, result.steps))
     return models
 
