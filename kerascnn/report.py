@@ -24,6 +24,8 @@ from kerascnn.training import TrainConfig
 
 #: Side-by-side accuracy curves start no lower than this: the models differ near the top.
 ACCURACY_FLOOR = 0.95
+#: An experiment's table longer than this is left out of the report (the command prints it).
+MAX_TABLE_ROWS = 16
 
 
 @dataclass
@@ -112,6 +114,9 @@ def experiment_section(section_id: str, title: str, module, result, figures) -> 
     images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in module.figures(result).items()]
     table = module.table(result)
     blocks = [Paragraph(module.summary(result), note=True)]
+    if len(table.rows) > MAX_TABLE_ROWS:  # a long table (e.g. 32 filters) reads better in result.json
+        return Section(section_id, title, blocks + images + [Paragraph(
+            f"({table.caption}: {len(table.rows)} rows, left out here; the command prints them.)")])
     blocks += [Row([images[0], table])] if len(images) == 1 and len(table.rows) <= 12 else images + [table]
     return Section(section_id, title, blocks)
 
