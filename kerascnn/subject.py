@@ -72,15 +72,17 @@ def strip_softmax(model):
     if len(model.outputs) != 1:
         raise UserError(f"model {model.name} has {len(model.outputs)} outputs: expected one (the classes)")
     last = model.outputs[0]._keras_history[0]
+    # One input as a tensor, not a list of one: called on an array, Keras would warn about the structure.
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     if isinstance(last, keras.layers.Softmax) or (isinstance(last, keras.layers.Activation)
                                                    and _is_softmax(last.activation)):
-        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits"), True
+        return keras.Model(inputs, last.input, name=f"{model.name}_logits"), True
     if _is_softmax(getattr(last, "activation", None)):
         config = last.get_config() | {"activation": "linear", "name": f"{last.name}_logits"}
         twin = type(last).from_config(config)
         outputs = twin(last.input)
         twin.set_weights(last.get_weights())
-        return keras.Model(model.inputs, outputs, name=f"{model.name}_logits"), True
+        return keras.Model(inputs, outputs, name=f"{model.name}_logits"), True
     return model, False
 
 
