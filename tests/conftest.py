@@ -12,7 +12,7 @@ from tests.support import synthetic_digits  # noqa: E402
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory):
     """A folder holding the four IDX files (train gzipped, test not) of 600 + 200 synthetic digits."""
-    from kerascnn.data import write_idx
+    from kerascnn.sources import write_idx
 
     folder = tmp_path_factory.mktemp("idx")
     x, y = synthetic_digits(600, seed=1)
@@ -26,7 +26,7 @@ def idx_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory):
-    """The real architecture with its random initial weights, saved as .keras."""
+    """The assignment's architecture (MNIST shape) with its random initial weights, saved as .keras."""
     import keras
 
     from kerascnn import store

@@ -1,15 +1,17 @@
 """The adversarial attacks: argument checks, then properties re-checked independently of the attack
 code (the returned images re-predicted by calling the model directly, norms recomputed from the
 arrays), on tiny models and synthetic images; and the `kerascnn attack` commands."""
+import contextlib
 import json
 import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from kerascnn import attacks
-from tests.support import needs_mnist, needs_pretrained
+from kerascnn import BadValue, attacks
+from kerascnn.attacks.loop import _reached, check_class
+from tests.support import (cli, load_model, needs_mnist, needs_pretrained, probabilities,
+                           written)
 
 
 # ---------------------------------------------------------------------------- tiny models
@@ -41,11 +43,23 @@ def conv_model():
     return _model("conv", 1)
 
 
-def probabilities(model, images):
-    """The model's own answer, computed without kerascnn: a direct call and a float64 softmax."""
-    z = np.asarray(model(np.asarray(images, np.float32), training=False), np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+class Untouchable:
+    """A logits model's shape, (28, 28, 1) -> 10, and nothing else: calling it fails the test, so an
+    attack handed it must refuse a bad value before any work."""
+    input_shape = (None, 28, 28, 1)
+    output_shape = (None, 10)
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the model was used before the arguments were checked")
+
+
+@contextlib.contextmanager
+def refused(param: str):
+    """A BadValue naming the library parameter `param` (the CLI maps it to its option)."""
+    with pytest.raises(BadValue) as error:
+        yield error
+    assert error.value.param == param, str(error.value)
+    assert str(error.value).startswith(f"{param}: ") and "\n" not in str(error.value)
 
 
 def sources(n=4, seed=0):
@@ -61,49 +75,67 @@ def sources(n=4, seed=0):
 # ---------------------------------------------------------------------------- argument checks
 @pytest.mark.parametrize("spec, expected", [
     ("0-9", list(range(10))), ("3,5,8", [3, 5, 8]), ("0-4,7", [0, 1, 2, 3, 4, 7]), ("7", [7]),
-    (" 2 - 3 , 2 ", [2, 3]), ("9,0", [0, 9])])
+    (" 2 - 3 , 2 ", [2, 3]), ("9,0", [0, 9]), ("all", list(range(10))), ("ALL", list(range(10)))])
 def test_parse_classes(spec, expected):
-    assert attacks.parse_classes(spec) == expected
+    assert attacks.parse_classes(spec, 10) == expected
+
+
+def test_parse_classes_follows_the_number_of_classes():
+    assert attacks.parse_classes("all", 5) == [0, 1, 2, 3, 4]
+    assert attacks.parse_classes("12,40") == [12, 40]  # no class count: only the form is checked
+    with refused("classes"):
+        attacks.parse_classes("0-5", 5)
+    with refused("classes"):
+        attacks.parse_classes("all")  # 'all' needs the count
 
 
 @pytest.mark.parametrize("spec", ["", "10", "0-10", "5-3", "a", "1,,2", "1-2-3", "-1"])
 def test_parse_classes_refuses(spec):
-    with pytest.raises(ValueError, match="--classes"):
-        attacks.parse_classes(spec)
+    with refused("classes"):
+        attacks.parse_classes(spec, 10)
 
 
-@pytest.mark.parametrize("kwargs, option", [
-    ({"steps": 0}, "--steps"), ({"steps": -3}, "--steps"), ({"steps": 2.5}, "--steps"),
-    ({"lr": 0.0}, "--lr"), ({"lr": -1.0}, "--lr"), ({"lr": math.nan}, "--lr"),
-    ({"confidence": 0.0}, "--confidence"), ({"confidence": 1.0}, "--confidence"),
-    ({"confidence": 1.5}, "--confidence"), ({"confidence": -0.1}, "--confidence"),
-    ({"beta": -1.0}, "--beta"), ({"beta": math.inf}, "--beta"),
-    ({"target": 10}, "--target"), ({"target": -1}, "--target"), ({"target": 12}, "--target"),
-    ({"classes": []}, "--classes"), ({"classes": [3, 10]}, "--classes"),
-    ({"optimizer": "sgd"}, "--optimizer")])
-def test_check_settings_refuses(kwargs, option):
-    with pytest.raises(ValueError, match=option):
+@pytest.mark.parametrize("kwargs, param", [
+    ({"steps": 0}, "steps"), ({"steps": -3}, "steps"), ({"steps": 2.5}, "steps"),
+    ({"lr": 0.0}, "lr"), ({"lr": -1.0}, "lr"), ({"lr": math.nan}, "lr"),
+    ({"confidence": 0.0}, "confidence"), ({"confidence": 1.0}, "confidence"),
+    ({"confidence": 1.5}, "confidence"), ({"confidence": -0.1}, "confidence"),
+    ({"beta": -1.0}, "beta"), ({"beta": math.inf}, "beta"),
+    ({"optimizer": "sgd"}, "optimizer")])
+def test_check_settings_refuses(kwargs, param):
+    with refused(param):
         attacks.check_settings(**kwargs)
 
 
+@pytest.mark.parametrize("value, classes", [(10, 10), (-1, 10), (12, 10), (5, 5), (True, 10), (2.0, 10)])
+def test_check_class_refuses(value, classes):
+    with refused("target"):
+        check_class(value, classes, "target")
+
+
 def test_the_attacks_check_before_any_work():
-    """model=None would fail at the first use: a bad value must be refused before that."""
-    with pytest.raises(ValueError, match="--steps"):
-        attacks.nontargeted(None, [1], steps=0, lr=0.1, seed=0)
-    with pytest.raises(ValueError, match="--confidence"):
-        attacks.nontargeted(None, [1], steps=5, lr=0.1, seed=0, confidence=1.5)
-    with pytest.raises(ValueError, match="--beta"):
-        attacks.targeted(None, np.zeros((28, 28, 1)), beta=-1, steps=5, lr=0.1, seed=0)
-    with pytest.raises(ValueError, match="--classes"):
-        attacks.targeted(None, np.zeros((28, 28, 1)), [11], steps=5, lr=0.1, seed=0)
-    with pytest.raises(ValueError, match="--target"):
-        attacks.noise(None, np.zeros((1, 28, 28, 1)), 12, steps=5, lr=0.1)
-    with pytest.raises(ValueError, match="images"):
-        attacks.noise(None, np.zeros((1, 27, 28, 1)), 3, steps=5, lr=0.1)
-    with pytest.raises(ValueError, match="guide"):
-        attacks.targeted(None, np.zeros((2, 28, 28, 1)), steps=5, lr=0.1, seed=0)
-    with pytest.raises(ValueError, match="--target"):
-        attacks.universal(None, np.zeros((28, 28, 1)), np.zeros((1, 28, 28, 1)), [0], 10)
+    """A model that fails when called: a bad value must be refused before any use of it."""
+    model = Untouchable()
+    with refused("steps"):
+        attacks.nontargeted(model, [1], steps=0, lr=0.1, seed=0)
+    with refused("confidence"):
+        attacks.nontargeted(model, [1], steps=5, lr=0.1, seed=0, confidence=1.5)
+    with refused("classes"):
+        attacks.nontargeted(model, [], steps=5, lr=0.1, seed=0)
+    with refused("classes"):
+        attacks.nontargeted(model, [3, 10], steps=5, lr=0.1, seed=0)
+    with refused("beta"):
+        attacks.targeted(model, np.zeros((28, 28, 1)), beta=-1, steps=5, lr=0.1, seed=0)
+    with refused("classes"):
+        attacks.targeted(model, np.zeros((28, 28, 1)), [11], steps=5, lr=0.1, seed=0)
+    with refused("target"):
+        attacks.noise(model, np.zeros((1, 28, 28, 1)), 12, steps=5, lr=0.1)
+    with refused("images"):
+        attacks.noise(model, np.zeros((1, 27, 28, 1)), 3, steps=5, lr=0.1)
+    with refused("guide"):
+        attacks.targeted(model, np.zeros((2, 28, 28, 1)), steps=5, lr=0.1, seed=0)
+    with refused("target"):
+        attacks.universal(model, np.zeros((28, 28, 1)), np.zeros((1, 28, 28, 1)), [0], 10)
 
 
 # ---------------------------------------------------------------------------- the stop rule
@@ -119,7 +151,7 @@ def test_reached_agrees_with_a_float64_softmax(confidence):
     logits = logits.astype(np.float32)
     p = probabilities(lambda x, training: x, logits)  # float64 softmax of the same float32 logits
     expected = (p.argmax(1) == targets) & (p[np.arange(4000), targets] >= confidence)
-    got = attacks._reached(tf.constant(logits), tf.constant(targets, tf.int32),
+    got = _reached(tf.constant(logits), tf.constant(targets, tf.int32),
                            tf.constant((1 - confidence) / confidence, tf.float32)).numpy()
     # Only logits within float32 rounding of the threshold itself may disagree.
     margin = np.abs(p[np.arange(4000), targets] - confidence)
@@ -329,9 +361,7 @@ def linear_model_path(tmp_path_factory, linear_model):
 
 
 def run(*args):
-    from cli.main import cli
-
-    return CliRunner().invoke(cli, ["attack", *map(str, args)])
+    return cli("attack", *args)
 
 
 @pytest.mark.parametrize("command, words", [("nontargeted", "cross-entropy"), ("targeted", "beta"),
@@ -345,30 +375,31 @@ def test_help(command, words):
 
 @pytest.mark.parametrize("args, option", [
     (["targeted", "--target", "12"], "--target"), (["noise", "--target", "12"], "--target"),
+    (["targeted", "--target", "zebra"], "--target"), (["noise", "--class", "zebra"], "--class"),
+    (["targeted", "--index", "200"], "--index"), (["noise", "--index", "-1"], "--index"),
+    (["noise", "--count", "10"], "--count"), (["nontargeted", "--classes", "0-10"], "--classes"),
     (["nontargeted", "--steps", "0"], "--steps"), (["targeted", "--beta", "-1"], "--beta"),
     (["noise", "--beta", "-1"], "--beta"), (["nontargeted", "--confidence", "1.5"], "--confidence"),
     (["noise", "--confidence", "0"], "--confidence"), (["nontargeted", "--lr", "0"], "--lr"),
     (["nontargeted", "--classes", "0-12"], "--classes"), (["noise", "--count", "0"], "--count"),
     (["targeted", "--optimizer", "sgd"], "--optimizer")])
-def test_bad_values_are_refused_with_one_line(args, option, tmp_path):
-    result = run(*args, "--out", tmp_path / "out")
-    assert result.exit_code == 2  # a usage error, like every bad option value
+def test_bad_values_are_refused_with_one_line(args, option, linear_model_path, idx_dir, tmp_path):
+    result = run(*args, "--model", linear_model_path, "--data-dir", idx_dir, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output  # a usage error, like every bad option value
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and option in lines[0]
     assert not (tmp_path / "out").exists()
 
 
-def test_nontargeted_command_writes_its_files(linear_model_path, tmp_path):
-    from kerascnn import store
-
+def test_nontargeted_command_writes_its_files(linear_model_path, idx_dir, tmp_path):
     out = tmp_path / "nt"
-    result = run("nontargeted", "--model", linear_model_path, "--classes", "0-4,7", "--steps", 200,
-                 "--confidence", 0.9, "--out", out)
+    result = run("nontargeted", "--model", linear_model_path, "--data-dir", idx_dir, "--classes", "0-4,7",
+                 "--steps", 200, "--confidence", 0.9, "--out", out)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"nontargeted.png", "images.npy", "result.json"}
+    assert written(out) == {"nontargeted.png", "images.npy", "result.json"}
     images = np.load(out / "images.npy")
     summary = json.loads((out / "result.json").read_text())
-    p = probabilities(store.load_model(linear_model_path), images)
+    p = probabilities(load_model(linear_model_path), images)
     targets = [r["target"] for r in summary["results"]]
     assert targets == [0, 1, 2, 3, 4, 7] and images.shape == (6, 28, 28, 1)
     assert [r["success"] for r in summary["results"]] == list(
@@ -378,14 +409,12 @@ def test_nontargeted_command_writes_its_files(linear_model_path, tmp_path):
 
 
 def test_targeted_and_noise_commands_on_an_idx_folder(linear_model_path, idx_dir, tmp_path):
-    from kerascnn import store
-
-    model = store.load_model(linear_model_path)
+    model = load_model(linear_model_path)
     out = tmp_path / "t"
     result = run("targeted", "--model", linear_model_path, "--data-dir", idx_dir, "--target", 3, "--steps", 30,
                  "--beta", 10, "--out", out)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"targeted.png", "images.npy", "result.json"}
+    assert written(out) == {"targeted.png", "images.npy", "result.json"}
     summary = json.loads((out / "result.json").read_text())
     images = np.load(out / "images.npy")
     assert summary["guide_label"] == 3 and len(summary["results"]) == 10
@@ -396,8 +425,8 @@ def test_targeted_and_noise_commands_on_an_idx_folder(linear_model_path, idx_dir
     result = run("noise", "--model", linear_model_path, "--data-dir", idx_dir, "--target", 4, "--count", 3,
                  "--steps", 200, "--lr", 0.02, "--confidence", 0.9, "--universal", 20, "--out", out)
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"noise.png", "universal.png", "images.npy", "originals.npy",
-                                              "noise.npy", "result.json"}
+    assert written(out) == {"noise.png", "universal.png", "images.npy", "originals.npy", "noise.npy",
+                            "result.json"}
     summary = json.loads((out / "result.json").read_text())
     noisy, originals, noise = (np.load(out / f"{n}.npy") for n in ("images", "originals", "noise"))
     assert [r["label"] for r in summary["results"]] == [0, 1, 2]  # first of each class other than 4
@@ -411,6 +440,7 @@ def test_targeted_and_noise_commands_on_an_idx_folder(linear_model_path, idx_dir
     assert summary["universal"]["count"] == 20
 
 
+@needs_mnist
 @needs_pretrained
 def test_nontargeted_on_the_pretrained_model_succeeds_for_every_class(tmp_path):
     result = run("nontargeted", "--out", tmp_path)

@@ -1,11 +1,15 @@
 """The occlusion experiment: positions, occluded copies, probabilities against a hand computation,
-one batched model call, the JSON form, and the `occlude` command."""
+one batched model call, the JSON form, the experiment's run on a Subject, and the `occlude` command."""
 import json
 
 import numpy as np
 import pytest
 
-from kerascnn import DEFAULT_MODEL, occlusion
+from kerascnn import BadValue, reference
+from kerascnn.experiments import occlusion
+from kerascnn.tasks import Pick
+from tests.support import (assert_one_line_error, cli, hand_softmax, load_model, needs_mnist, needs_pretrained,
+                           written)
 
 
 @pytest.fixture(scope="module")
@@ -23,13 +27,23 @@ def linear_model():
     return model, weights, bias
 
 
-def hand_softmax(z):
-    z = z - z.max(axis=-1, keepdims=True)
-    return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+@pytest.fixture(scope="module")
+def idx_subject(linear_model, idx_dir):
+    """The linear model on the synthetic IDX digits (200 test images)."""
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+
+    return Subject(linear_model[0], Task(data_dir=str(idx_dir)))
 
 
 def some_image(seed=0):
     return np.random.default_rng(seed).random((28, 28, 1)).astype(np.float32)
+
+
+def idx_test_labels(idx_dir):
+    """The test labels read straight from the IDX file (not through kerascnn's loader)."""
+    raw = (idx_dir / "t10k-labels-idx1-ubyte").read_bytes()
+    return np.frombuffer(raw, np.uint8, offset=8).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------- positions
@@ -66,21 +80,33 @@ def test_non_square_image_has_its_own_offsets_per_axis():
     assert sorted(set(cols.tolist())) == [0, 5, 10, 15]
 
 
-@pytest.mark.parametrize("patch, stride, fill, message", [
-    (30, 7, 0.5, "larger than the 28x28 image"),
-    (29, 1, 0.5, "larger"),
-    (0, 7, 0.5, "--patch must be at least 1"),
-    (14, 0, 0.5, "--stride must be at least 1"),
-    (14, -3, 0.5, "--stride"),
-    (14, 7, 1.5, "--fill"),
-    (14, 7, -0.1, "--fill"),
-    (14, 7, float("nan"), "--fill"),
+@pytest.mark.parametrize("patch, stride, fill, param, message", [
+    (30, 7, 0.5, "patch", "30 is larger than the 28x28 image"),
+    (29, 1, 0.5, "patch", "larger"),
+    (0, 7, 0.5, "patch", "must be at least 1"),
+    (14, 0, 0.5, "stride", "must be at least 1"),
+    (14, -3, 0.5, "stride", "must be at least 1"),
+    (14, 7, 1.5, "fill", "[0, 1]"),
+    (14, 7, -0.1, "fill", "[0, 1]"),
+    (14, 7, float("nan"), "fill", "[0, 1]"),
 ])
-def test_bad_arguments_are_refused_before_any_work(patch, stride, fill, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_arguments_are_refused_before_any_work(patch, stride, fill, param, message):
+    with pytest.raises(BadValue) as error:
         occlusion.check_arguments(28, 28, patch, stride, fill)
-    with pytest.raises(ValueError, match=message):
+    assert error.value.param == param and message in error.value.message
+    with pytest.raises(BadValue) as error:
         occlusion.occlude(None, some_image(), 3, patch=patch, stride=stride, fill=fill)  # no model touched
+    assert error.value.param == param and message in error.value.message
+
+
+def test_options_default_to_half_and_a_quarter_of_the_image_side():
+    mnist = occlusion.Options().resolved((28, 28, 1))
+    assert (mnist.patch, mnist.stride) == (14, 7)
+    resolved = occlusion.Options().resolved((32, 48, 3))
+    assert (resolved.patch, resolved.stride) == (16, 8)
+    assert occlusion.Options(patch=5).resolved((28, 28, 1)).stride == 2
+    with pytest.raises(BadValue, match="patch"):
+        occlusion.Options(patch=33).resolved((32, 32, 3))
 
 
 def test_occluded_images_change_only_the_patch():
@@ -93,6 +119,17 @@ def test_occluded_images_change_only_the_patch():
         assert np.all(copy[inside] == np.float32(0.25))
         assert np.array_equal(copy[~inside], image[~inside])
     assert np.array_equal(image, some_image())  # the original is untouched
+
+
+def test_occluded_rgb_images_fill_every_channel():
+    image = np.random.default_rng(1).random((12, 16, 3)).astype(np.float32)
+    images, rows, cols = occlusion.occluded_images(image, 6, 5, 0.75)
+    assert images.shape == (len(rows), 12, 16, 3) and len(rows) == 2 * 3
+    for copy, r, c in zip(images, rows, cols):
+        assert np.all(copy[r:r + 6, c:c + 6, :] == np.float32(0.75))
+        outside = np.ones((12, 16), bool)
+        outside[r:r + 6, c:c + 6] = False
+        assert np.array_equal(copy[outside], image[outside])
 
 
 # ---------------------------------------------------------------------------- probabilities
@@ -127,22 +164,25 @@ def test_probabilities_match_the_model_itself(tiny_model):
     np.testing.assert_allclose(result.probabilities, hand_softmax(logits.astype(np.float64)), atol=1e-5)
 
 
-def test_all_copies_and_the_clean_image_go_through_the_model_in_one_call(linear_model, monkeypatch):
-    from kerascnn import evaluation
+def test_all_copies_and_the_clean_image_go_through_the_model_in_one_call(linear_model, idx_subject, monkeypatch):
+    from kerascnn import subject
 
     calls = []
-    real = evaluation.predict_logits
+    real = subject.predict_logits
 
     def counting(model, images, batch_size=1000):
         calls.append((len(images), batch_size))
         return real(model, images, batch_size)
 
-    monkeypatch.setattr(evaluation, "predict_logits", counting)
+    monkeypatch.setattr(subject, "predict_logits", counting)
     occlusion.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)  # 784 copies
     assert calls == [(785, 785)]
     calls.clear()
-    occlusion.sensitivity_map(linear_model[0], some_image(), 0, patch=14)  # 225 copies
+    occlusion.occlude(linear_model[0], some_image(), 0, patch=14, stride=1)  # the map: 225 copies
     assert calls == [(226, 226)]
+    calls.clear()
+    occlusion.run(idx_subject, occlusion.Options(Pick(index=0), patch=14, stride=7, map=True))
+    assert calls == [(10, 10), (226, 226)]  # the 9 positions, then the stride-1 map
 
 
 def test_without_a_label_the_clean_prediction_is_followed(linear_model):
@@ -150,8 +190,9 @@ def test_without_a_label_the_clean_prediction_is_followed(linear_model):
     assert result.label == result.clean_pred
     assert result.label_source == "clean prediction"
     assert result.clean_prob_true == pytest.approx(result.clean_probabilities.max())
-    with pytest.raises(ValueError, match="0-9"):
+    with pytest.raises(BadValue, match="0-9") as error:
         occlusion.occlude(linear_model[0], some_image(3), 10)
+    assert error.value.param == "label"
 
 
 def test_json_form(linear_model):
@@ -166,12 +207,20 @@ def test_json_form(linear_model):
     assert d["positions"][1]["prob_true"] == pytest.approx(float(result.prob_true[1]))
 
 
-def test_sensitivity_map_is_occlusion_with_stride_one(linear_model):
-    image = some_image(4)
-    heat = occlusion.sensitivity_map(linear_model[0], image, 2, patch=14)
+def test_sensitivity_map_is_occlusion_with_stride_one(idx_subject, idx_dir):
+    labels = idx_test_labels(idx_dir)
+    index = int(np.flatnonzero(labels == 2)[0])
+    result = occlusion.run(idx_subject, occlusion.Options(Pick(class_name="2"), patch=14, map=True))
+    assert result.occlusion.index == index and result.occlusion.label == 2
+    assert result.occlusion.label_source == "true label" and result.occlusion.stride == 7
+    heat = result.heat
     assert heat.stride == 1 and heat.count == 225 and heat.prob_true_grid().shape == (15, 15)
-    coarse = occlusion.occlude(linear_model[0], image, 2, patch=14, stride=7)
-    np.testing.assert_allclose(heat.prob_true_grid()[::7, ::7].ravel(), coarse.prob_true, atol=1e-6)
+    assert heat.label == 2
+    np.testing.assert_allclose(heat.prob_true_grid()[::7, ::7].ravel(), result.occlusion.prob_true, atol=1e-6)
+    d = json.loads(json.dumps(result.to_dict()))
+    assert (d["map"]["rows"], d["map"]["cols"]) == (15, 15)
+    np.testing.assert_allclose(d["map"]["prob_true"], heat.prob_true_grid(), atol=1e-6)
+    assert d["class_name"] == "2" and d["image"] == f"test image {index} (2)"
 
 
 def test_pixels_never_covered_when_the_stride_skips_the_edge(linear_model):
@@ -183,36 +232,34 @@ def test_pixels_never_covered_when_the_stride_skips_the_edge(linear_model):
 
 def test_reference_tables():
     for digit in (7, 9):
-        table = occlusion.reference_table(digit, 14, 7)
+        table = reference.occlusion_table(digit, 14, 7)
         assert len(table.prob_true) == len(table.pred) == 9
-    assert occlusion.reference_table(7, 14, 7).pred[1] == 9       # a 7 hidden at the top reads as a 9
-    assert occlusion.reference_table(9, 14, 7).pred[1] == 4
-    assert occlusion.reference_table(3, 14, 7) is None
-    assert occlusion.reference_table(7, 14, 5) is None
-    assert occlusion.reference_table(None, 14, 7) is None
+    assert reference.occlusion_table(7, 14, 7).pred[1] == 9       # a 7 hidden at the top reads as a 9
+    assert reference.occlusion_table(9, 14, 7).pred[1] == 4
+    assert reference.occlusion_table(3, 14, 7) is None
+    assert reference.occlusion_table(7, 14, 5) is None
+    assert reference.occlusion_table(None, 14, 7) is None
+
+
+def test_the_reference_goes_with_the_first_test_seven_only(idx_subject, idx_dir):
+    sevens = np.flatnonzero(idx_test_labels(idx_dir) == 7)
+    first = occlusion.run(idx_subject, occlusion.Options(Pick(class_name=7)))
+    assert first.occlusion.index == sevens[0] and first.reference is reference.occlusion_table(7, 14, 7)
+    assert "ref P" in occlusion.table(first).header
+    other = occlusion.run(idx_subject, occlusion.Options(Pick(index=int(sevens[1]))))
+    assert other.reference is None and "ref P" not in occlusion.table(other).header
+    coarse = occlusion.run(idx_subject, occlusion.Options(Pick(class_name=7), stride=5))
+    assert coarse.reference is None
 
 
 # ---------------------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
 def tiny_model(tiny_model_path):
-    from kerascnn import store
-
-    return store.load_model(tiny_model_path)
+    return load_model(tiny_model_path)
 
 
 def run(*args):
-    from click.testing import CliRunner
-
-    from cli.main import cli
-
-    return CliRunner().invoke(cli, [str(a) for a in args])
-
-
-def assert_one_line_error(result, fragment):
-    assert result.exit_code != 0, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    assert "Traceback" not in result.output and fragment in lines[0], lines[0]
+    return cli(*args)
 
 
 def test_help_says_how_positions_and_labels_work():
@@ -220,76 +267,97 @@ def test_help_says_how_positions_and_labels_work():
     assert result.exit_code == 0
     text = " ".join(result.output.split())  # help text is wrapped
     for words in ("--patch", "--stride", "--fill", "--map", "--json", "row-major", "prediction",
-                  "test split", "--label"):
+                  "data source's order", "--label", "--class", "--digit", "--out"):
         assert words in text
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--patch", 30], "--patch 30 is larger than the 28x28 image"),
-    (["--stride", 0], "--stride must be at least 1"),
+    (["--patch", 30], "--patch: 30 is larger than the 28x28 image"),
+    (["--stride", 0], "--stride"),
+    (["--patch", 0], "--patch"),
     (["--fill", 2], "--fill"),
 ])
-def test_bad_patch_stride_fill_are_refused(args, fragment, tmp_path):
-    result = run("occlude", "--digit", 7, *args, "--out", tmp_path / "o.png")
-    assert_one_line_error(result, fragment)
-    assert not (tmp_path / "o.png").exists()
+def test_bad_patch_stride_fill_are_refused(args, fragment, idx_dir, tiny_model_path, tmp_path):
+    result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--digit", 7, *args,
+                 "--out", tmp_path / "o")
+    assert_one_line_error(result, fragment, exit_code=2)
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--digit", 12], "--digit must be 0-9"),
-    (["--index", -1], "--index must be between 0 and 199"),
-    (["--index", 10 ** 6], "--index must be between 0 and 199"),
+    (["--digit", 12], "--digit"),
+    (["--index", -1], "--index"),
+    (["--index", 10 ** 6], "--index: must be between 0 and 199"),
+    (["--class", "zebra"], "--class: 'zebra' is not a class"),
+    (["--class", 12], "--class"),
     ([], "choose exactly one image"),
     (["--digit", 3, "--index", 4], "choose exactly one image"),
+    (["--class", 3, "--digit", 4], "choose exactly one image"),
     (["--digit", 3, "--label", 4], "--label is only for --image"),
 ])
 def test_bad_image_choices_are_refused(args, fragment, idx_dir, tiny_model_path, tmp_path):
-    result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, *args,
-                 "--out", tmp_path / "o.png")
-    assert_one_line_error(result, fragment)
-    assert not (tmp_path / "o.png").exists()
+    result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, *args, "--out", tmp_path / "o")
+    assert_one_line_error(result, fragment, exit_code=2)
+    assert not (tmp_path / "o").exists()
 
 
-def test_unreadable_image_file_is_refused(tmp_path, tiny_model_path):
+def test_unreadable_image_file_is_refused(tmp_path, idx_dir, tiny_model_path):
     bad = tmp_path / "not-an-image.png"
     bad.write_text("hello")
-    assert_one_line_error(run("occlude", "--model", tiny_model_path, "--image", bad), "cannot read image")
-    assert_one_line_error(run("occlude", "--model", tiny_model_path, "--image", tmp_path / "missing.png"),
-                          "cannot read image")
+    assert_one_line_error(run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--image", bad,
+                              "--out", tmp_path / "o"), "cannot read image")
+    assert_one_line_error(run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--image",
+                              tmp_path / "missing.png", "--out", tmp_path / "o"), "does not exist", exit_code=2)
+    assert not (tmp_path / "o").exists()
 
 
-def test_occlude_an_own_picture_with_map_and_json(tmp_path, tiny_model_path, digit_png):
-    out = tmp_path / "figs" / "occ.png"
-    result = run("occlude", "--model", tiny_model_path, "--image", digit_png, "--map", "--json", "--out", out)
+def test_occlude_an_own_picture_with_map_and_json(tmp_path, idx_dir, tiny_model_path, digit_png):
+    out = tmp_path / "figs" / "occ"
+    result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--image", digit_png, "--map",
+                 "--json", "--out", out)
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)  # the JSON alone on stdout; file messages on stderr
     assert d["index"] is None and d["label_source"] == "clean prediction"
     assert d["label"] == d["clean"]["pred"] and len(d["positions"]) == 9
-    for path in (out, tmp_path / "figs" / "occ_map.png"):
+    assert d["map"]["rows"] == d["map"]["cols"] == 15
+    assert written(out) == {"occlusion.png", "occlusion_map.png", "result.json"}
+    for path in (out / "occlusion.png", out / "occlusion_map.png"):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert f"wrote {path}" in result.stderr
+    assert json.loads((out / "result.json").read_text()) == d
+    assert f"wrote {out}/" in result.stderr and "occlusion_map.png" in result.stderr
+
+
+def test_label_follows_a_class_of_an_own_picture(tmp_path, idx_dir, tiny_model_path, digit_png):
+    result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--image", digit_png,
+                 "--label", 3, "--json", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout)
+    assert d["label"] == 3 and d["label_source"] == "given label"
 
 
 def test_occlude_prints_an_aligned_table_with_the_reference(idx_dir, tiny_model_path, tmp_path):
-    from kerascnn import data
-
     result = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--digit", 7,
-                 "--out", tmp_path / "o.png")
+                 "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["pos", "row", "col"])
-    rows = lines[header + 1:header + 10]
+    assert set(lines[header + 1]) == {"-"}
+    rows = lines[header + 2:header + 11]
     assert [r.split()[:3] for r in rows[:2]] == [["1", "0", "0"], ["2", "0", "7"]]
-    assert len({len(r) for r in rows}) == 1  # aligned
-    assert "ref P(7)" in lines[header] and "0.1734" in rows[1]
-    first_seven = data.pick(data.load_arrays(str(idx_dir))[3], digit=7)
-    assert f"test image {first_seven} (a 7)" in result.output
+    assert len({len(r.rstrip("*").rstrip()) for r in rows}) == 1  # aligned (a mark may end a line)
+    assert "ref P" in lines[header] and "0.1734" in rows[1]
+    labels = idx_test_labels(idx_dir)
+    first_seven = int(np.flatnonzero(labels == 7)[0])
+    assert f"test image {first_seven} (7)" in result.output
+    # --class 7 is the same image as --digit 7.
+    same = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--class", 7,
+               "--out", tmp_path / "o")
+    assert same.exit_code == 0 and same.output.splitlines()[header + 2:header + 11] == rows
     # The reference is for the first test 7: another 7, named by --index, gets none.
-    labels = data.load_arrays(str(idx_dir))[3]
     second_seven = int(np.flatnonzero(labels == 7)[1])
     other = run("occlude", "--model", tiny_model_path, "--data-dir", idx_dir, "--index", second_seven,
-                "--out", tmp_path / "o.png")
-    assert other.exit_code == 0 and "ref P(7)" not in other.output
+                "--out", tmp_path / "o")
+    assert other.exit_code == 0 and "ref P" not in other.output
 
 
 @pytest.fixture
@@ -304,14 +372,10 @@ def digit_png(tmp_path):
     return path
 
 
-@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no pretrained model in saved_models/")
+@needs_mnist
+@needs_pretrained
 def test_pretrained_model_on_the_first_test_seven(tmp_path):
-    import os
-
-    tfds_dir = os.environ.get("TFDS_DATA_DIR", "")
-    if not (tfds_dir and os.path.isdir(os.path.join(tfds_dir, "mnist"))):
-        pytest.skip("real MNIST not at hand (set TFDS_DATA_DIR)")
-    result = run("occlude", "--digit", 7, "--json", "--out", tmp_path / "o.png")
+    result = run("occlude", "--digit", 7, "--json", "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     d = json.loads(result.stdout)
     assert d["label"] == 7 and d["clean"]["pred"] == 7 and d["clean"]["prob_true"] > 0.9
