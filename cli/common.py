@@ -188,9 +188,12 @@ def task_args(dataset: str, data_dir) -> str:
     return " ".join(parts + ([f"--data-dir {data_dir}"] if data_dir else []))
 
 
-def image_options(func):
+def image_options(func=None, *, required: bool = True):
     """--class / --digit / --index / --image: the image a command looks at (exactly one); the
-    command receives `pick` (a tasks.Pick)."""
+    command receives `pick` (a tasks.Pick). With required=False none may be given: `pick` is None."""
+    if func is None:
+        return functools.partial(image_options, required=required)
+
     @click.option("--image", "image_file", type=click.Path(dir_okay=False, exists=True), default=None,
                   help="Your own picture (PNG or JPEG, any size), made the task's size and channels "
                        "(MNIST: greyscale, inverted if its background is light, framed like its digits).")
@@ -205,6 +208,8 @@ def image_options(func):
         from kerascnn.tasks import Pick
 
         given = sum(v is not None for v in (class_name, digit, index, image_file))
+        if given == 0 and not required:
+            return func(*args, pick=None, **kwargs)
         if given != 1:
             raise click.UsageError("choose exactly one image: --class NAME, --digit D, --index I or --image FILE")
         choice = Pick(class_name if digit is None else str(digit), index, image_file)
