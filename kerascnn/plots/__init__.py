@@ -10,3 +10,4 @@ from kerascnn.plots.inspection import *  # noqa: F401,F403
 from kerascnn.plots.occlusion import *  # noqa: F401,F403
 from kerascnn.plots.attacks import *  # noqa: F401,F403
 from kerascnn.plots.study import *  # noqa: F401,F403
+from kerascnn.plots.explanations import *  # noqa: F401,F403
