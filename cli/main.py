@@ -39,6 +39,7 @@ def cli():
     Start:    kerascnn train              (5 epochs, about 90 seconds on two CPU cores -> runs/cnn/)
     Count:    kerascnn summary
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
+    Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
     Study:    kerascnn compare | report
     Ship:     kerascnn export --out exported/
@@ -49,9 +50,9 @@ def cli():
 
 
 def _register():
-    from cli import activations, attack, compare, evaluation, export, filters, occlusion, report, train
+    from cli import activations, attack, compare, evaluation, explain, export, filters, occlusion, report, train
 
-    for module in (train, evaluation, export, filters, activations, occlusion, compare, report):
+    for module in (train, evaluation, export, filters, activations, occlusion, explain, compare, report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

@@ -1,0 +1,114 @@
+"""`kerascnn explain`: attribution maps of one image, their faithfulness, or an attack explained
+(kerascnn.experiments.explain, .faithfulness, .explain_attack)."""
+from __future__ import annotations
+
+import click
+
+from cli.common import default_of, guarded, image_options, json_option, out_options, subject_options
+from kerascnn.attributions import METHODS, Settings
+from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
+
+
+def _methods(ctx, param, value):
+    from kerascnn import BadValue
+    from kerascnn.attributions import parse_methods
+
+    try:
+        return parse_methods(value)
+    except BadValue as e:
+        raise click.BadParameter(e.message) from None
+
+
+@click.command()
+@subject_options
+@image_options(required=False)
+@click.option("--method", "methods", default="all", callback=_methods,
+              metavar="M[,M...]", help=f"Methods, comma-separated, or all (default): {', '.join(METHODS)}.")
+@click.option("--target", default=None, metavar="NAME|N",
+              help="The class whose logit is explained (default: the predicted class). With --attack: the "
+                   "attack's target class (default: 4, or the last class).")
+@click.option("--layer", default=None, metavar="NAME",
+              help="Grad-CAM's convolution layer (default: the last; a wrong name lists them).")
+@click.option("--ig-steps", type=click.IntRange(min=1), default=default_of(Settings, "ig_steps"), show_default=True,
+              help="Integrated gradients: gradient points on the path from black to the image.")
+@click.option("--faithfulness", is_flag=True,
+              help="Score every method by deletion and insertion over --count test images, against a random "
+                   "order, and run the model-randomisation check (default --out runs/explain-faithfulness).")
+@click.option("--count", type=click.IntRange(min=1), default=None,
+              help=f"With --faithfulness: test images scored (default {default_of(FaithfulnessOptions, 'count')}).")
+@click.option("--randomise", type=click.IntRange(min=0), default=None,
+              help=f"With --faithfulness: images of the randomisation check (default "
+                   f"{default_of(FaithfulnessOptions, 'randomise')}; 0 skips it).")
+@click.option("--attack", type=click.Choice(["noise"]), default=None,
+              help="Attack the image towards --target (the noise attack, its default settings) and set the "
+                   "maps of the clean and the attacked image side by side (default --out runs/explain-attack).")
+@out_options("explain")
+@json_option
+@guarded
+def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count, randomise, attack, out_dir,
+            force, as_json):
+    """Which pixels make the model say what it says: one map per method, each of the logit of one class.
+
+    \b
+    saliency              the gradient of the logit with respect to the pixels
+    smoothgrad            that gradient averaged over 32 noisy copies (noise std 0.15)
+    integrated-gradients  (image - black) * the mean gradient on the path from black (--ig-steps
+                          points); its sum is checked against logit(image) - logit(black)
+    gradcam               Grad-CAM of a convolution layer (--layer), upsampled to the image
+    occlusion             the logit's drop when a black square (a seventh of the side) covers the pixel
+
+    The image: --class/--digit/--index/--image (default: the first test image of class 7, or of the
+    last class when there are fewer). Writes explain.png (the image and the maps, red raising the logit, blue lowering it,
+    each map on its own scale), maps.npy and result.json.
+
+    --faithfulness: deletion and insertion curves (pixels set to black, or restored, in the map's
+    order) over --count test images, their areas against a random order, and the maps of copies of
+    the model with layers re-initialised from the top (Adebayo et al.); writes faithfulness.png,
+    randomisation.png, randomisation_maps.png and result.json.
+
+    \b
+    Examples:  kerascnn explain --digit 3
+               kerascnn explain --faithfulness --count 100
+               kerascnn explain --attack noise --target 4
+    """
+    from click.core import ParameterSource
+
+    from cli.common import emit, progress_bar
+    from kerascnn.experiments import explain as single, explain_attack, faithfulness as faith
+
+    ctx = click.get_current_context()
+    if faithfulness and (pick is not None or target is not None or attack is not None):
+        raise click.UsageError("--faithfulness scores test images by their predicted class: it takes no image, "
+                               "--target or --attack")
+    if not faithfulness and (count is not None or randomise is not None):
+        raise click.UsageError("--count and --randomise go with --faithfulness")
+    if layer is not None and "gradcam" not in methods:
+        raise click.UsageError("--layer is Grad-CAM's layer: add gradcam to --method")
+    settings = Settings(methods=methods, layer=layer, ig_steps=ig_steps)
+    mode = "faithfulness" if faithfulness else ("attack" if attack else None)
+    if mode and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
+        out_dir = f"{out_dir}-{mode}"
+    subject = subject()
+    if faithfulness:
+        options = faith.Options(settings=settings, **{k: v for k, v in (("count", count), ("randomise", randomise))
+                                                      if v is not None})
+        with progress_bar("faithfulness (%)", 100, show_done=False) as progress:
+            result = faith.run(subject, options, progress=lambda done, _, total: progress(100 * done // total, 0, 0))
+        experiment = faith
+    else:
+        if pick is None:
+            from kerascnn.experiments.common import default_class
+            from kerascnn.tasks import Pick
+
+            pick = Pick(class_name=subject.task.label(default_class(subject.task, 7)))
+        if attack:
+            experiment = explain_attack
+            result = experiment.run(subject, experiment.Options(pick=pick, attack=attack, target=target,
+                                                                settings=settings))
+        else:
+            experiment = single
+            result = experiment.run(subject, experiment.Options(pick=pick, target=target, settings=settings))
+    emit(experiment, result, out_dir, "explain", force=force, as_json=as_json, protect=[subject.path])
+
+
+COMMANDS = [explain]
