@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import UserError, __version__, consumers
+from kerascnn import UserError, __version__, consumers, store
 
 FORMATS = ("savedmodel", "onnx", "litert")
 MARKER = ".kerascnn-export.json"  # in a SavedModel folder: we wrote it, and what it holds
@@ -100,6 +100,8 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
     try:
         try:
             _write(format, _serving_model(twin, shape), tmp, info)
+        except OSError as e:  # a full disk, a read-only folder: told like every other write
+            raise store.WriteError(store.describe_os_error(e, f"writing {out}", "nothing was changed")) from None
         except Exception as e:  # the exporter's own failure (an op it cannot convert, ...)
             raise UserError(f"exporting to {format} failed: {_first_line(e)}") from None
         checks = []
