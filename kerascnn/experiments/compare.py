@@ -90,7 +90,7 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None, v
     progress: one line per run and, with verbose=0, one per epoch. verbose: passed to Keras (1: its
     progress bar). Raises training.TrainingInterrupted on Ctrl-C (the same call then resumes).
     """
-    from kerascnn import store, training
+    from kerascnn import outputs, store, training
     from kerascnn.callbacks import epoch_lines
 
     options.check()
@@ -111,12 +111,13 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None, v
             if data is None:
                 data = config.task.splits(config.val_size, seed, config.subset)
             progress(f"{label}: training {config.epochs} epoch(s) -> {config.out_dir}")
-            out = store.ensure_dir(config.out_dir)
-            (out / "recipe.json").unlink(missing_ok=True)  # written again only once this run has finished
-            extra = (epoch_lines(progress, config.epochs, indent="    "),) if verbose == 0 else ()
-            result = training.train(config, data, verbose=verbose, callbacks=extra,
-                                    notify=lambda line, label=label: progress(f"{label}: {line}"))
-            store.write_json(out / "recipe.json", _recipe_key(config))
+            out = Path(config.out_dir)
+            with outputs.FolderLock(out):  # makes the run's folder; a run that fails first leaves none
+                (out / "recipe.json").unlink(missing_ok=True)  # written again only once this run has finished
+                extra = (epoch_lines(progress, config.epochs, indent="    "),) if verbose == 0 else ()
+                result = training.train(config, data, verbose=verbose, callbacks=extra,
+                                        notify=lambda line, label=label: progress(f"{label}: {line}"))
+                store.write_json(out / "recipe.json", _recipe_key(config))
             record = RunRecord(name, batchnorm, seed, result.steps, result.history, result.metrics, os.fspath(out))
             progress(f"{label}: test accuracy {record.test_accuracy:.2%}, {sum(record.epoch_seconds):.0f} s")
             runs.append(record)
