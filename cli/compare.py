@@ -16,10 +16,12 @@ from cli.train import recipe_options
 @recipe_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/compare", show_default=True,
               help="Output folder; the runs go into OUT/runs/<cnn|cnn_bn>_seed<S>/.")
+@click.option("--force", is_flag=True,
+              help="Write into an --out folder that kerascnn did not make (its files are kept).")
 @click.option("--verbose", is_flag=True, help="Keras' progress bar for every epoch instead of one line each.")
 @guarded
 def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, val_every, subset, precision, dataset,
-            data_dir, out_dir, verbose):
+            data_dir, out_dir, force, verbose):
     """Does batch norm help? Train with and without it for several seeds and compare.
 
     Trains both variants with the same recipe for each seed, then draws training and validation
@@ -52,7 +54,7 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     from kerascnn import outputs, runs, training
     from kerascnn.experiments import compare as experiment
 
-    runs.check_training_folder(out_dir, force=False)
+    runs.check_training_folder(out_dir, force=force)
     click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs of "
                f"{epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
                f"{training.resolve_precision(precision)} -> {out_dir}/")

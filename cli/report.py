@@ -12,6 +12,8 @@ from cli.common import guarded, quiet_tensorflow, task_options
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/report", show_default=True,
               help="Folder for report.html, report.md and the PNG figures (replaced whole when it is an earlier "
                    "report; a folder kerascnn did not make is refused).")
+@click.option("--force", is_flag=True,
+              help="Write into an --out folder that kerascnn did not make (its files are kept).")
 @task_options
 @click.option("--model", type=click.Path(exists=True), default=None,
               help="The model to study: a run folder (model.keras with its steps.csv and metrics.json) or a .keras "
@@ -23,7 +25,7 @@ from cli.common import guarded, quiet_tensorflow, task_options
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="A folder written by `kerascnn compare`: its table, verdict and curves join the report.")
 @guarded
-def report(out_dir, dataset, data_dir, model, bn_model, retrain, compare_dir):
+def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir):
     """Run the whole study and write one self-contained report.html (and report.md).
 
     In order: the network and its parameters; training curves and test accuracy of the models; then
@@ -41,7 +43,7 @@ def report(out_dir, dataset, data_dir, model, bn_model, retrain, compare_dir):
     from kerascnn.report import ReportConfig
 
     config = ReportConfig(out_dir=out_dir, dataset=dataset, data_dir=data_dir, model=model, bn_model=bn_model,
-                          retrain=retrain, compare_dir=compare_dir)
+                          retrain=retrain, compare_dir=compare_dir, force=force)
     config.check()
     quiet_tensorflow()
     from kerascnn.report import build_report

@@ -41,6 +41,7 @@ class ReportConfig:
     train: TrainConfig = field(default_factory=TrainConfig)   # --retrain's recipe (dataset set from above)
     compare_dir: str | None = None    # a `kerascnn compare` output folder to include
     options: dict = field(default_factory=dict)   # per experiment: {field: value} over its defaults
+    force: bool = False               # write into an out_dir kerascnn did not make (its files are kept)
     seed: int = 0
 
     @property
@@ -245,7 +246,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     config.check()
     task = config.task
     protect = [p for p in (config.model, config.bn_model, config.compare_dir) if p]
-    with outputs.output_folder(config.out_dir, "report", force=False, protect=protect) as out:
+    with outputs.output_folder(config.out_dir, "report", force=config.force, protect=protect) as out:
         figures = Figures(out)
         seconds: dict[str, float] = {}
         numbers: dict = {}
