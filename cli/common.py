@@ -244,11 +244,17 @@ def emit(experiment, result, out_dir: str, command: str, *, force: bool = False,
     from kerascnn.document import render_text
 
     data = result.to_dict() | (extra_json or {})
-    figures = experiment.figures(result)
     arrays = experiment.arrays(result) if hasattr(experiment, "arrays") else {}
     with outputs.output_folder(out_dir, command, force=force, protect=protect) as tmp:
-        for name, fig in figures.items():
-            store.save_figure(fig, tmp / name)
+        figures = experiment.figures(result)  # drawn once the folder is accepted; closed whatever happens
+        try:
+            for name, fig in figures.items():
+                store.save_figure(fig, tmp / name)
+        finally:
+            import matplotlib.pyplot as plt
+
+            for fig in figures.values():
+                plt.close(fig)
         for name, array in arrays.items():
             store.save_npy(tmp / name, array)
         store.write_json(tmp / "result.json", data)
