@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import guarded, json_option, out_options, subject_options
+from cli.common import default_of, guarded, json_option, out_options, subject_options
+from kerascnn.experiments.maximize import Options as MaximizeOptions
 
 
 def _filter_value(ctx, param, value):
@@ -21,10 +22,15 @@ def _filter_value(ctx, param, value):
                    "A wrong name lists the model's convolution layers.")
 @click.option("--filter", "filter_", default="all", show_default=True, metavar="N|all", callback=_filter_value,
               help="One filter's input-channel slices (0-based; the reference report shows conv2's filter 23), or all.")
+@click.option("--maximize", is_flag=True,
+              help="Also find the input that maximises each filter's mean activation (gradient ascent from grey "
+                   "noise, keras-io's recipe), drawn beside its raw kernel (default --out runs/filters-maximize).")
+@click.option("--steps", type=click.IntRange(min=1), default=default_of(MaximizeOptions, "steps"), show_default=True,
+              help="With --maximize: gradient ascent steps.")
 @out_options("filters")
 @json_option
 @guarded
-def filters(subject, layer, filter_, out_dir, force, as_json):
+def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     """Draw a convolution layer's raw kernels on one colour scale centred on zero.
 
     A first layer: its kernels in one grid (RGB models: each input channel). A later layer with
@@ -32,14 +38,34 @@ def filters(subject, layer, filter_, out_dir, force, as_json):
     mosaic. Blue is negative, red positive, white zero, one scale for every kernel so that signs
     and sizes compare. Writes OUT/filters_<layer>[_<N>].png and result.json.
 
+    --maximize: what each filter looks for. From grey noise, normalised gradient steps raise the
+    filter's mean activation over the inner positions (keras-io "Visualizing what convnets learn";
+    plus 1% of the pre-activation so that a filter silent on grey still gets a gradient). Writes
+    OUT/maximize_<layer>[_<N>].png (each input beside its kernel for a first layer; a later layer's
+    kernels in filters_<layer>.png beside it), maximize.npy (the inputs, unclipped) and result.json.
+
     \b
     Example:  kerascnn filters --layer conv2 --filter 23
+              kerascnn filters --maximize --layer conv2
     """
-    from cli.common import emit
-    from kerascnn.experiments import filters as experiment
+    from click.core import ParameterSource
 
+    from cli.common import emit
+    from kerascnn.experiments import filters as kernels, maximize as maximizing
+
+    ctx = click.get_current_context()
+    if not maximize and ctx.get_parameter_source("steps") != ParameterSource.DEFAULT:
+        raise click.UsageError("--steps goes with --maximize")
+    chosen = None if filter_ == "all" else int(filter_)
+    if maximize and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
+        out_dir = f"{out_dir}-maximize"
     subject = subject()
-    result = experiment.run(subject, experiment.Options(layer, None if filter_ == "all" else int(filter_)))
+    if maximize:
+        experiment = maximizing
+        result = experiment.run(subject, MaximizeOptions(layer, chosen, steps=steps))
+    else:
+        experiment = kernels
+        result = experiment.run(subject, experiment.Options(layer, chosen))
     emit(experiment, result, out_dir, "filters", force=force, as_json=as_json, protect=[subject.path])
 
 

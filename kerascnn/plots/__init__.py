@@ -11,3 +11,4 @@ from kerascnn.plots.occlusion import *  # noqa: F401,F403
 from kerascnn.plots.attacks import *  # noqa: F401,F403
 from kerascnn.plots.study import *  # noqa: F401,F403
 from kerascnn.plots.explanations import *  # noqa: F401,F403
+from kerascnn.plots.maximize import *  # noqa: F401,F403
