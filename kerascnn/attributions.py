@@ -175,7 +175,7 @@ def _gradcam_fn(model, layer: str):
 
     per_model = _GRADCAM_FNS.setdefault(model, {})
     if layer not in per_model:
-        inner = keras.Model(model.inputs, [model.get_layer(layer).output, model.outputs[0]])
+        inner = keras.Model(model.inputs[0], [model.get_layer(layer).output, model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def fn(x, targets):

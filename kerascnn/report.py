@@ -83,7 +83,9 @@ class Model:
 def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     """(section id, title, experiment, Options) in the report's order, for this task and model: on
     MNIST the assignment's choices (the first 7 and 9, conv2's filter 23), else the same by role."""
-    from kerascnn.experiments import activations, evaluation, filters, noise, nontargeted, occlusion, targeted
+    from kerascnn.attributions import METHODS, Settings
+    from kerascnn.experiments import (activations, evaluation, explain, explain_attack, faithfulness, filters, maximize,
+                                      noise, nontargeted, occlusion, targeted)
 
     def class_pick(mnist_digit: int, fallback: int) -> Pick:
         k = mnist_digit if task.is_mnist else min(fallback, task.num_classes - 1)
@@ -98,27 +100,38 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         chosen = 23 if task.is_mnist and count > 23 else 0
         steps.append((f"filters_{convs[1]}", f"Filter {chosen} of {convs[1]}", "filters",
                       filters.Options(layer=convs[1], filter=chosen)))
+    steps += [(f"maximize_{convs[-1]}", f"What the filters of {convs[-1]} look for", "maximize",
+               maximize.Options(layer=convs[-1]))] if convs else []
+    first = class_pick(7, 0)
     if subject.spatial_layers():
-        steps.append(("activations", "Activation maps", "activations", activations.Options(pick=class_pick(7, 0))))
+        steps.append(("activations", "Activation maps", "activations", activations.Options(pick=first)))
     for digit, fallback in ((7, 0), (9, 1)):
         pick = class_pick(digit, fallback)
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
                       occlusion.Options(pick=pick, map=True)))
+    maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"))
+    steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
+               explain.Options(pick=first, settings=maps)),
+              ("faithfulness", "Which explanation to believe", "faithfulness", faithfulness.Options(settings=maps))]
     steps += [("nontargeted", "Adversarial: images from noise", "nontargeted", nontargeted.Options()),
               ("targeted", "Adversarial: look-alikes of a test image", "targeted", targeted.Options()),
-              ("noise", "Adversarial: noise towards one class", "noise", noise.Options())]
+              ("noise", "Adversarial: noise towards one class", "noise", noise.Options()),
+              ("explain_attack", f"Explaining the noise attack on the first {first.class_name}", "explain_attack",
+               explain_attack.Options(pick=first, settings=maps))]
     return steps
 
 
 def experiment_section(section_id: str, title: str, module, result, figures) -> Section:
     """One experiment as a section: its summary, its figures (saved as <id>_<name>) and its table."""
-    images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in module.figures(result).items()]
+    drawn = module.figures(result)
+    wide = any(fig.get_figwidth() > 2 * fig.get_figheight() for fig in drawn.values())  # a row of maps: not beside a table
+    images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in drawn.items()]
     table = module.table(result)
     blocks = [Paragraph(module.summary(result), note=True)]
     if len(table.rows) > MAX_TABLE_ROWS:  # a long table (e.g. 32 filters) reads better in result.json
         return Section(section_id, title, blocks + images + [Paragraph(
             f"({table.caption}: {len(table.rows)} rows, left out here; the command prints them.)")])
-    blocks += [Row([images[0], table])] if len(images) == 1 and len(table.rows) <= 12 else images + [table]
+    blocks += [Row([images[0], table])] if len(images) == 1 and len(table.rows) <= 12 and not wide else images + [table]
     return Section(section_id, title, blocks)
 
 

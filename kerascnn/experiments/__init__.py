@@ -17,7 +17,8 @@ from __future__ import annotations
 import importlib
 
 #: The experiments that study one model, in the report's order.
-ON_A_MODEL = ("evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise")
+ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "explain", "faithfulness",
+              "nontargeted", "targeted", "noise", "explain_attack")
 
 
 def get(name: str):
