@@ -169,13 +169,29 @@ def completeness(model, images, targets, attributions, baseline: float = 0.0) ->
             "relative_error": error / np.maximum(np.abs(difference), 1e-12)}
 
 
+def _output_on_path(model, name: str):
+    """The output tensor of layer `name` on the path to the model's output. `layer.output` is not
+    always on it: a Sequential model loaded from a file keeps its layers' first symbolic outputs
+    while its `outputs` come from a later build, so the gradient between the two would be None."""
+    stack, seen = list(model.outputs), set()
+    while stack:
+        tensor = stack.pop()
+        operation, node_index, _ = tensor._keras_history
+        if operation.name == name:
+            return tensor
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            stack.extend(operation._inbound_nodes[node_index].input_tensors)
+    return model.get_layer(name).output
+
+
 def _gradcam_fn(model, layer: str):
     import keras
     import tensorflow as tf
 
     per_model = _GRADCAM_FNS.setdefault(model, {})
     if layer not in per_model:
-        inner = keras.Model(model.inputs[0], [model.get_layer(layer).output, model.outputs[0]])
+        inner = keras.Model(model.inputs[0], [_output_on_path(model, layer), model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def fn(x, targets):
