@@ -87,18 +87,38 @@ def as_batch(images, shape: tuple[int, ...], name: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the optimisation loop
-def _gradient(model, x, targets, anchor, beta):
-    """The tape: logits of x, per-image objective, and its gradient with respect to the pixels."""
+def _tape(model, x, objective):
+    """The one tape of every attack: logits (N, K) float32 of the pixels x, the per-image
+    objective(logits, x) (N,), and the gradient of its sum with respect to x (N, H, W, C)."""
     import tensorflow as tf
 
     with tf.GradientTape() as tape:
         tape.watch(x)
         logits = tf.cast(model(x, training=False), tf.float32)
-        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-        distance = tf.reduce_mean(tf.square(x - anchor), axis=[1, 2, 3])
+        value = objective(logits, x)
         # The sum keeps every image's gradient independent of the others and of the batch size.
-        loss = tf.reduce_sum(cross_entropy + beta * distance)
-    return logits, tape.gradient(loss, x)
+        total = tf.reduce_sum(value)
+    return logits, value, tape.gradient(total, x)
+
+
+def _gradient(model, x, targets, anchor, beta):
+    """Logits of x and the gradient of cross_entropy(targets) + beta * mean((x - anchor)^2), per image."""
+    import tensorflow as tf
+
+    def objective(logits, x):
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+        return cross_entropy + beta * tf.reduce_mean(tf.square(x - anchor), axis=[1, 2, 3])
+
+    logits, _, grad = _tape(model, x, objective)
+    return logits, grad
+
+
+def cached(model, key, build):
+    """build(), made once per (model, key) and kept while the model lives (compiled functions)."""
+    per_model = _COMPILED.setdefault(model, {})
+    if key not in per_model:
+        per_model[key] = build()
+    return per_model[key]
 
 
 def _reached(logits, targets, odds_limit):
