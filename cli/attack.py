@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import (default_of, finite, guarded, json_option, out_options, progress_bar, subject_options)
-from kerascnn.experiments import noise as noise_exp, nontargeted as nontargeted_exp, targeted as targeted_exp
+from kerascnn.experiments import minimal as minimal_exp, noise as noise_exp, nontargeted as nontargeted_exp
+from kerascnn.experiments import targeted as targeted_exp, universal as universal_exp
 
 
 @click.group()
@@ -68,7 +69,7 @@ def confidence_option(options_class):
 def _run(experiment, subject, options, label: str, out_dir, force, as_json, name: str, show_done: bool = True):
     from cli.common import emit
 
-    with progress_bar(label, options.steps, show_done) as progress:
+    with progress_bar(label, getattr(options, "steps", None) or options.epochs, show_done) as progress:
         result = experiment.run(subject, options, progress=progress)
     emit(experiment, result, out_dir, f"attack {name}", force=force, as_json=as_json, protect=[subject.path])
 
@@ -146,15 +147,20 @@ def targeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json,
                                        "already keeps the noise as small as these steps make it).")
 @click.option("--universal", type=click.IntRange(min=0), default=default_of(noise_exp.Options, "universal"),
               show_default=True, help="Add the first source's noise to N random test images (seeded by --seed); 0: skip.")
+@click.option("--norm", type=click.Choice(["l2", "linf"]), default=default_of(noise_exp.Options, "norm"),
+              help="Find the smallest noise in this norm that reaches the same goal (the minimum-norm attack FMN, "
+                   "--steps steps; --lr, --optimizer and --beta do not apply) instead of the signed steps.")
 @guarded
 def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, target, source_class, digit, index,
-          image_file, count, confidence, beta, universal):
+          image_file, count, confidence, beta, universal, norm):
     """Additive noise, from zero, that makes the model predict --target for real images.
 
     For each source the noisy image is changed by signed-gradient steps (--optimizer) to minimise
     the cross-entropy to --target (+ beta * mean squared noise), kept in [0, 1], and stops as soon
     as the model predicts --target with probability >= --confidence; with sign steps no pixel moves
-    by more than --lr times the steps used. The noise is the noisy image minus the original. Then
+    by more than --lr times the steps used. Stopping there does not make it the smallest such noise:
+    --norm l2 (or linf) finds the smallest in that norm (FMN), on the pretrained MNIST model with
+    28-36% less L2 (or 14-23% less L-infinity). The noise is the noisy image minus the original. Then
     the first source's noise is added to --universal random test images: how many are turned into
     --target (of those not already predicted so), how many change their prediction at all?
 
@@ -165,5 +171,75 @@ def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, ta
     subject = subject()
     options = noise_exp.Options(target=target, source_class=source_class if digit is None else str(digit),
                                 index=index, image=image_file, count=count, steps=steps, lr=lr, optimizer=optimizer,
-                                confidence=confidence, beta=beta, universal=universal, seed=seed, clip=clip)
+                                confidence=confidence, beta=beta, universal=universal, seed=seed, clip=clip, norm=norm)
     _run(noise_exp, subject, options, "noise", out_dir, force, as_json, "noise")
+
+
+def _target_spec(ctx, param, value):
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("is empty: give a class name or number")
+    return value
+
+
+@attack.command()
+@subject_options
+@click.option("--norm", type=click.Choice(["l2", "linf"]), default=default_of(minimal_exp.Options, "norm"),
+              show_default=True, help="The norm to minimise.")
+@click.option("--target", default=None, callback=_target_spec, metavar="NAME|N",
+              help="Reach this class (default: any class other than the true one).")
+@click.option("--count", type=click.IntRange(min=1), default=default_of(minimal_exp.Options, "count"),
+              show_default=True, help="The first N test images (those of --target skipped).")
+@click.option("--steps", type=click.IntRange(min=1), default=default_of(minimal_exp.Options, "steps"),
+              show_default=True, help="FMN steps.")
+@out_options("attack-minimal")
+@json_option
+@guarded
+def minimal(subject, norm, target, count, steps, out_dir, force, as_json):
+    """The smallest perturbation that changes each test image's prediction (or reaches --target).
+
+    By the fast minimum-norm attack (FMN, Pintor et al. 2021: normalised gradient steps inside an
+    eps-ball that grows until the goal is met and then shrinks), then a bisection to the decision
+    boundary; pixels stay in [0, 1]. The median of the norms is the model's robustness in one
+    number. Writes norms.png (histogram), examples.png, images.npy, originals.npy and result.json
+    (every image's norm; null where none was found).
+
+    \b
+    Example:  kerascnn attack minimal --model saved_models/cnn_bn --norm linf
+    """
+    subject = subject()
+    options = minimal_exp.Options(norm=norm, target=target, count=count, steps=steps)
+    _run(minimal_exp, subject, options, f"minimal {norm}", out_dir, force, as_json, "minimal")
+
+
+@attack.command()
+@subject_options
+@click.option("--target", default=None, callback=_target_spec, metavar="NAME|N",
+              help="The class to push towards (default: 4, or the last class).")
+@click.option("--norm", type=click.Choice(["linf", "l2"]), default=default_of(universal_exp.Options, "norm"),
+              show_default=True, help="The budget's norm.")
+@click.option("--eps", type=float, default=default_of(universal_exp.Options, "eps"), callback=finite(0, low_open=True),
+              help="The budget (default: the norm of the one-image noise, so both are compared at the same budget).")
+@click.option("--fit", type=click.IntRange(min=1), default=default_of(universal_exp.Options, "fit"), show_default=True,
+              help="Training images the universal noise is fitted on.")
+@click.option("--count", type=click.IntRange(min=1), default=default_of(universal_exp.Options, "count"),
+              show_default=True, help="Held-out test images both noises are measured on.")
+@click.option("--epochs", type=click.IntRange(min=1), default=default_of(universal_exp.Options, "epochs"),
+              show_default=True, help="Passes over the fitting images.")
+@click.option("--seed", type=int, default=default_of(universal_exp.Options, "seed"), show_default=True,
+              help="Seeds the order of the fitting batches.")
+@out_options("attack-universal")
+@json_option
+@guarded
+def universal(subject, target, norm, eps, fit, count, epochs, seed, out_dir, force, as_json):
+    """A real universal perturbation towards --target, beside the assignment's one-image noise.
+
+    One noise within the --eps ball of --norm is fitted on --fit training images by stochastic
+    gradient over batches, projected back onto the ball after every step (Shafahi et al. 2020).
+    The assignment's noise (made for the first test image of another class, then added to others)
+    is set beside it at the same budget. Both are measured on --count held-out test images: the
+    fraction predicted as --target, turned into it (of those not already predicted so), changed.
+    Writes universal.png, universal_noise.npy, one_image_noise.npy and result.json (per class too).
+    """
+    subject = subject()
+    options = universal_exp.Options(target=target, norm=norm, eps=eps, fit=fit, count=count, epochs=epochs, seed=seed)
+    _run(universal_exp, subject, options, "universal", out_dir, force, as_json, "universal", show_done=False)

@@ -41,6 +41,8 @@ def cli():
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
     Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
+    Robust:   kerascnn robustness | attack minimal | attack universal | transfer
+              kerascnn train --adversarial pgd --eps 0.3   (adversarial training)
     Study:    kerascnn compare | report
     Ship:     kerascnn export --out exported/
 
@@ -50,9 +52,10 @@ def cli():
 
 
 def _register():
-    from cli import activations, attack, compare, evaluation, explain, export, filters, occlusion, report, train
+    from cli import (activations, attack, compare, evaluation, explain, export, filters, occlusion, report, robustness,
+                     train)
 
-    for module in (train, evaluation, export, filters, activations, occlusion, explain, compare, report):
+    for module in (train, evaluation, export, filters, activations, occlusion, explain, robustness, compare, report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

@@ -120,7 +120,10 @@ def noise(model, images: np.ndarray, target: int, *, steps: int = 500, lr: float
 
     Optimises the noisy image directly (minimising cross-entropy to `target` + beta * mean squared
     noise), keeping it in [0, 1] when `clip`; each image stops as soon as it is fooled, so the noise
-    is no larger than needed. The noise reported is the noisy image minus the original. `labels`:
+    stops growing there, but it is not the smallest noise that reaches the goal: on the pretrained
+    MNIST model the minimum-norm attack (`attacks.minimal.minimal` with a target and a confidence,
+    `attack noise --norm l2`) reaches P >= 0.99 with 28-36% less L2, and its linf form with 14-23%
+    less L-infinity. The noise reported is the noisy image minus the original. `labels`:
     the images' true classes (None or -1 where unknown), carried into the result.
     """
     shape, num_classes = model_shape(model)

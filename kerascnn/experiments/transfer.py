@@ -1,0 +1,130 @@
+"""Transfer: adversarial noise made on one model, measured on another (Papernot et al. 2016; the
+black-box threat: an attacker who has a similar model but not yours).
+
+For every source model: untargeted PGD examples of the first `count` test images at `eps`, and a
+universal noise towards `target` fitted on `fit` training images at the same budget. Each is then
+measured on every evaluated model: its accuracy on the PGD examples, and the fraction of the test
+images (not already predicted as the target) that the universal noise turns into the target. The
+diagonal is the white-box attack.
+
+Like `compare`, this studies several models at once: `run(sources, evals, options)` takes lists of
+Subjects (of one task) instead of one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kerascnn import BadValue
+from kerascnn.attacks.pgd import STEP_FRACTION
+
+
+@dataclass
+class Options:
+    norm: str = "linf"
+    eps: float = 0.2                 # the budget of both noises
+    steps: int = 40                  # PGD steps (step eps * step_fraction, random start)
+    step_fraction: float = STEP_FRACTION
+    count: int = 1000                # the first `count` test images
+    target: int = 4                  # the universal noise's target (the last class when there are fewer)
+    fit: int = 1000                  # training images the universal noise is fitted on
+    seed: int = 0
+
+    def check(self) -> None:
+        from kerascnn.attacks.fgm import check_eps, check_norm
+        from kerascnn.attacks.loop import check_settings
+
+        check_norm(self.norm)
+        check_eps(self.eps)
+        check_settings(steps=self.steps)
+        for name in ("count", "fit"):
+            if getattr(self, name) < 1:
+                raise BadValue(name, f"must be at least 1, got {getattr(self, name)}")
+
+
+@dataclass
+class Result:
+    options: Options
+    sources: list                    # model names, rows
+    evals: list                      # model names, columns
+    clean_accuracy: np.ndarray       # (E,) of each evaluated model on the images
+    pgd_accuracy: np.ndarray         # (S, E) accuracy on PGD examples made on the source
+    universal_turned: np.ndarray     # (S, E) fraction turned into the target by the source's universal noise
+    target: int
+
+    def to_dict(self) -> dict:
+        o = self.options
+        return {"sources": self.sources, "evals": self.evals, "norm": o.norm, "eps": o.eps, "count": o.count,
+                "target": self.target, "clean_accuracy": dict(zip(self.evals, self.clean_accuracy.tolist())),
+                "pgd_accuracy": {s: dict(zip(self.evals, row)) for s, row in zip(self.sources, self.pgd_accuracy.tolist())},
+                "universal_turned": {s: dict(zip(self.evals, row))
+                                     for s, row in zip(self.sources, self.universal_turned.tolist())},
+                "settings": {"steps": o.steps, "step_fraction": o.step_fraction, "fit": o.fit, "seed": o.seed}}
+
+
+def run(sources: list, evals: list, options: Options, progress=None) -> Result:
+    from kerascnn import attacks
+    from kerascnn.attacks.pgd import pgd
+    from kerascnn.attacks.universal_perturbation import fit_universal
+    from kerascnn.tasks import to_float
+
+    options.check()
+    if not sources or not evals:
+        raise BadValue("models", "give at least one source and one evaluated model")
+    task = sources[0].task
+    target = min(options.target, task.num_classes - 1)
+    images, labels = task.test()
+    images, labels = images[:options.count], labels[:options.count]
+    fit_images = to_float(task.arrays().x_train[:options.fit])
+    clean = np.array([float(np.mean(s.logits(images).argmax(axis=1) == labels)) for s in evals])
+    pgd_accuracy = np.zeros((len(sources), len(evals)))
+    turned = np.zeros((len(sources), len(evals)))
+    for i, source in enumerate(sources):
+        if progress is not None:
+            progress(f"transfer: attacking {source.name}")
+        examples = pgd(source.logits_model, images, labels, options.eps, norm=options.norm, steps=options.steps,
+                       step_fraction=options.step_fraction, seed=options.seed).images
+        noise = fit_universal(source.logits_model, fit_images, target, eps=options.eps, norm=options.norm,
+                              seed=options.seed).noise
+        for j, evaluated in enumerate(evals):
+            pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples).argmax(axis=1) == labels))
+            turned[i, j] = attacks.universal(evaluated.logits_model, noise, images, labels, target).fraction_turned or 0.0
+    return Result(options, [s.name for s in sources], [s.name for s in evals], clean, pgd_accuracy, turned, target)
+
+
+def figures(result: Result) -> dict:
+    from kerascnn.plots import robustness as plots
+
+    o = result.options
+    return {"transfer_pgd.png": plots.transfer_matrix(result.pgd_accuracy, result.sources, result.evals,
+                                                      f"Accuracy on PGD-{o.steps} examples, {o.norm} eps {o.eps:g}"),
+            "transfer_universal.png": plots.transfer_matrix(result.universal_turned, result.sources, result.evals,
+                                                            f"Turned into {result.target} by universal noise, "
+                                                            f"{o.norm} eps {o.eps:g}")}
+
+
+def table(result: Result):
+    from kerascnn.document import Table
+
+    o = result.options
+    header = ["made on"] + [f"{e}: accuracy" for e in result.evals] + [f"{e}: turned" for e in result.evals]
+    rows = [[s] + [f"{v:.1%}" for v in result.pgd_accuracy[i]] + [f"{v:.1%}" for v in result.universal_turned[i]]
+            for i, s in enumerate(result.sources)]
+    rows.append(["(clean)"] + [f"{v:.1%}" for v in result.clean_accuracy] + ["-"] * len(result.evals))
+    return Table(header, rows, f"Transfer at {o.norm} eps {o.eps:g} on the first {o.count} test images: accuracy "
+                               f"on PGD examples made on each row's model; fraction turned into {result.target} by "
+                               f"its universal noise (diagonal: white-box)", numeric=tuple(range(1, len(header))))
+
+
+def summary(result: Result) -> str:
+    off = [(result.sources[i], result.evals[j], result.pgd_accuracy[i, j])
+           for i in range(len(result.sources)) for j in range(len(result.evals))
+           if result.sources[i] != result.evals[j]]
+    if not off:
+        return "Only white-box pairs: give different source and evaluated models to measure transfer."
+    worst = min(off, key=lambda t: t[2])
+    return (f"PGD examples at {result.options.norm} eps {result.options.eps:g} transfer worst from {worst[0]} to "
+            f"{worst[1]} (accuracy {worst[2]:.1%}); white-box: "
+            + ", ".join(f"{s} {result.pgd_accuracy[i, result.evals.index(s)]:.1%}"
+                        for i, s in enumerate(result.sources) if s in result.evals) + ".")

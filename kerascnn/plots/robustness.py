@@ -1,0 +1,121 @@
+"""Figures of robustness: accuracy against eps, adversarial examples by eps, the histogram of
+minimal perturbation norms, universal noise against one image's, and a transfer matrix."""
+from __future__ import annotations
+
+import numpy as np
+
+from kerascnn.plots.common import BAD, GOOD, MUTED, class_label, new_figure, show_digit, signed_map, symmetric_limit
+
+__all__ = ["robustness_curves", "adversarial_examples", "norm_histogram", "universal_comparison", "transfer_matrix"]
+
+_STYLES = ("-", "--", ":", "-.")
+
+
+def robustness_curves(curves: list[dict], title: str, norm: str):
+    """Accuracy against eps. curves: [{"label", "eps", "accuracy", "clean" (or None), "model"}]; lines
+    of one model share a colour, attacks differ by line style; each model's clean accuracy is a
+    dotted horizontal line."""
+    fig = new_figure(6.4, 4.0)
+    ax = fig.subplots()
+    models = list(dict.fromkeys(c.get("model", "") for c in curves))
+    colors = {m: f"C{i}" for i, m in enumerate(models)}
+    attacks = list(dict.fromkeys(c["label"] for c in curves))
+    for c in curves:
+        style = _STYLES[attacks.index(c["label"]) % len(_STYLES)]
+        name = f"{c['model']}: {c['label']}" if c.get("model") else c["label"]
+        ax.plot(c["eps"], c["accuracy"], style, marker="o", ms=4, color=colors[c.get("model", "")], label=name)
+    for m in models:
+        clean = next((c["clean"] for c in curves if c.get("model", "") == m and c.get("clean") is not None), None)
+        if clean is not None:
+            ax.axhline(clean, color=colors[m], ls=":", lw=1, alpha=0.7)
+            ax.annotate(f"clean {clean:.1%}", (1.0, clean), xycoords=("axes fraction", "data"), ha="right",
+                        va="bottom", fontsize=7, color=colors[m])
+    ax.set_xlabel(f"eps ({'largest pixel change' if norm == 'linf' else 'L2 length of the change'})")
+    ax.set_ylabel("accuracy under attack")
+    ax.set_ylim(-0.02, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def adversarial_examples(originals, rows: list[tuple[str, np.ndarray, np.ndarray]], labels, names=None):
+    """Rows of images: the originals, then one row per (label, images, predicted); titles are the
+    predictions, red with a cross where they are wrong."""
+    count = len(originals)
+    fig = new_figure(1.05 * count + 0.9, 1.2 * (len(rows) + 1) + 0.3)
+    axes = fig.subplots(len(rows) + 1, count, squeeze=False)
+    for j in range(count):
+        show_digit(axes[0, j], originals[j], class_label(names, labels[j], 10), fontsize=8)
+    axes[0, 0].set_ylabel("clean", fontsize=8)
+    for i, (label, images, predicted) in enumerate(rows, start=1):
+        for j in range(count):
+            ok = predicted[j] == labels[j]
+            show_digit(axes[i, j], images[j], class_label(names, predicted[j], 10) + ("" if ok else " \u2717"),
+                       GOOD if ok else BAD, fontsize=8)
+        axes[i, 0].set_ylabel(label, fontsize=8)
+    fig.suptitle("Adversarial examples (titles: the model's prediction)", fontsize=10)
+    return fig
+
+
+def norm_histogram(distances: dict, norm: str, title: str):
+    """Histograms of minimal perturbation norms, one per model (inf: not found, left out), medians marked."""
+    fig = new_figure(6.4, 3.6)
+    ax = fig.subplots()
+    finite = [d[np.isfinite(d)] for d in distances.values()]
+    top = max([float(f.max()) for f in finite if f.size] + [1e-3])
+    bins = np.linspace(0, top, 31)
+    for i, (name, d) in enumerate(distances.items()):
+        found = d[np.isfinite(d)]
+        ax.hist(found, bins=bins, alpha=0.55, color=f"C{i}", label=f"{name}: median {np.median(d):.3g}")
+        ax.axvline(np.median(d), color=f"C{i}", ls="--", lw=1.2)
+    ax.set_xlabel(f"smallest {norm} perturbation that changes the prediction")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def universal_comparison(entries: list[tuple[str, np.ndarray, object]], names=None):
+    """entries: (label, noise (H, W, C), UniversalResult). The noises, then per entry the fractions
+    predicted as the target, turned into it (of those not already) and changed."""
+    fig = new_figure(2.0 * len(entries) + 5.2, 3.4)
+    grid = fig.add_gridspec(1, len(entries) + 2)
+    for i, (label, noise, _) in enumerate(entries):
+        ax = fig.add_subplot(grid[0, i])
+        limit = symmetric_limit(noise)
+        ax.imshow(signed_map(noise), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"{label}\nL2 {np.sqrt(np.sum(np.square(noise, dtype=np.float64))):.2f}, "
+                     f"Linf {np.max(np.abs(noise)):.3f}", fontsize=8)
+    ax = fig.add_subplot(grid[0, len(entries):])
+    kinds = ("predicted target", "turned", "changed")
+    width = 0.8 / len(entries)
+    for i, (label, _, result) in enumerate(entries):
+        values = [float(result.fooled.mean()), result.fraction_turned or 0.0, float(result.changed.mean())]
+        bars = ax.bar(np.arange(3) + (i - (len(entries) - 1) / 2) * width, values, width, color=f"C{i}", label=label)
+        ax.bar_label(bars, [f"{v:.0%}" for v in values], fontsize=7)
+    target = class_label(names, entries[0][2].target)
+    ax.set_xticks(np.arange(3), [k.replace("target", target) for k in kinds], fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"On {len(entries[0][2].labels)} held-out test images", fontsize=9)
+    return fig
+
+
+def transfer_matrix(matrix: np.ndarray, sources: list[str], targets: list[str], title: str, fmt: str = "{:.0%}"):
+    """A heat map: rows the models the noise was made on, columns the models it was measured on."""
+    fig = new_figure(1.3 * len(targets) + 2.2, 0.7 * len(sources) + 1.6)
+    ax = fig.subplots()
+    ax.imshow(matrix, cmap="Greys", vmin=0, vmax=1.6)
+    for i in range(len(sources)):
+        for j in range(len(targets)):
+            ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=9,
+                    color=MUTED if i != j else "black", weight="bold" if i == j else "normal")
+    ax.set_xticks(range(len(targets)), targets, fontsize=8)
+    ax.set_yticks(range(len(sources)), sources, fontsize=8)
+    ax.set_xlabel("measured on")
+    ax.set_ylabel("made on")
+    ax.set_title(title, fontsize=9)
+    return fig
