@@ -33,7 +33,8 @@ from kerascnn import BadValue
 METHODS = ("saliency", "smoothgrad", "integrated-gradients", "gradcam", "occlusion")
 #: How the methods are written in tables and figures.
 LABELS = {"saliency": "saliency", "smoothgrad": "SmoothGrad", "integrated-gradients": "integrated gradients",
-          "gradcam": "Grad-CAM", "occlusion": "occlusion", "random": "random order"}
+          "gradcam": "Grad-CAM", "occlusion": "occlusion", "random": "random order",
+          "brightness": "image brightness"}
 #: Images per gradient call: path points and noisy copies of several images share a call.
 BATCH = 512
 

@@ -82,7 +82,7 @@ def test_faithfulness(case):
     p = case.probabilities(images)
     targets = p.argmax(1)
     rows = np.arange(5)
-    assert result.targets.tolist() == targets.tolist() and result.orders == [*METHODS, "random"]
+    assert result.targets.tolist() == targets.tolist() and result.orders == [*METHODS, "random", "brightness"]
     black = case.probabilities(np.zeros_like(images))[rows, targets]
     for order in result.orders:
         for kind in ("deletion", "insertion"):
@@ -97,7 +97,7 @@ def test_faithfulness(case):
         assert result.correlation[m].shape == (len(weighted) + 1, 2)
         np.testing.assert_allclose(result.correlation[m][0], 1.0)
     d = check_protocol(experiment, result, case)
-    assert d["randomisation"]["stages"] == result.stages and set(d["scores"]) == {*METHODS, "random"}
+    assert d["randomisation"]["stages"] == result.stages and set(d["scores"]) == {*METHODS, "random", "brightness"}
 
 
 def test_explain_attack(case):

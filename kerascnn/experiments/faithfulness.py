@@ -11,6 +11,10 @@ import numpy as np
 from kerascnn import BadValue
 from kerascnn.attributions import LABELS, Settings
 
+#: Orders every map is scored against: chance, and the image as its own map (brightest pixels first:
+#: with a black baseline on MNIST it already puts the ink, all that deletion can remove, first).
+BASELINES = ("random", "brightness")
+
 
 @dataclass
 class Options:
@@ -32,7 +36,7 @@ class Result:
     indices: np.ndarray               # (N,) test indices scored
     targets: np.ndarray               # (N,) the predicted class of each, explained and followed
     labels: np.ndarray                # (N,) their true classes
-    deletion: dict                    # {order: (N, steps + 1) P(target)}; orders: the methods + "random"
+    deletion: dict                    # {order: (N, steps + 1) P(target)}; orders: the methods, "random", "brightness"
     insertion: dict
     completeness: dict | None         # integrated gradients over the N images: relative error (N,) ...
     stages: list                      # "trained", then the layers re-initialised, from the output down
@@ -54,7 +58,7 @@ class Result:
 
     @property
     def methods(self) -> list[str]:
-        return [m for m in self.deletion if m != "random"]
+        return [m for m in self.deletion if m not in BASELINES]
 
     @property
     def fractions(self) -> np.ndarray:
@@ -70,10 +74,10 @@ class Result:
 
         return area(getattr(self, kind)[order])
 
-    def gain(self, kind: str, method: str) -> np.ndarray:
-        """Per image, how much better than the random order: random minus method for deletion, method
-        minus random for insertion (> 0: better than chance)."""
-        difference = self.auc(kind, method) - self.auc(kind, "random")
+    def gain(self, kind: str, method: str, baseline: str = "random") -> np.ndarray:
+        """Per image, how much better than a baseline order (random: chance): baseline minus method
+        for deletion, method minus baseline for insertion (> 0: better)."""
+        difference = self.auc(kind, method) - self.auc(kind, baseline)
         return -difference if kind == "deletion" else difference
 
     def to_dict(self) -> dict:
@@ -85,7 +89,8 @@ class Result:
                       "deletion_curve": self.deletion[o].mean(axis=0).round(6).tolist(),
                       "insertion_curve": self.insertion[o].mean(axis=0).round(6).tolist()} for o in self.orders}
         for m in self.methods:
-            scores[m] |= {"deletion_gain": stats(self.gain("deletion", m)), "insertion_gain": stats(self.gain("insertion", m))}
+            scores[m] |= {f"{kind}_gain{over}": stats(self.gain(kind, m, base)) for kind in ("deletion", "insertion")
+                          for base, over in (("random", ""), ("brightness", "_over_brightness"))}
         out = {"images": self.description, "indices": self.indices.tolist(), "targets": self.targets.tolist(),
                "baseline": "black (0)", "scores": scores,
                "randomisation": {"stages": self.stages, "images": self.randomised_count,
@@ -119,6 +124,7 @@ def run(subject, options: Options, progress=None) -> Result:
     rng = np.random.default_rng(options.seed)
     orders = {m: np.stack([faithfulness.pixel_order(v, rng) for v in maps.maps[m]]) for m in settings.methods}
     orders["random"] = np.stack([rng.permutation(images.shape[1] * images.shape[2]) for _ in range(count)])
+    orders["brightness"] = np.stack([faithfulness.pixel_order(image.mean(axis=-1), rng) for image in images])
     begin = time.perf_counter()
     deletion, insertion = faithfulness.curves(subject.logits_model, images, targets, orders, options.steps)
     seconds = dict(maps.seconds) | {"curves": time.perf_counter() - begin}
@@ -183,23 +189,30 @@ def table(result: Result):
     rows, marked = [], []
     for i, o in enumerate(result.orders):
         row = [LABELS[o], spread(result.auc("deletion", o)), spread(result.auc("insertion", o))]
-        if o == "random":
-            row += ["-", "-", "-", "-", "-"]
+        if o in BASELINES:
+            row += ["-"] * 6
         else:
-            better = float(((result.gain("deletion", o) > 0) & (result.gain("insertion", o) > 0)).mean())
-            row += [gain("deletion", o), gain("insertion", o), f"{better:.0%}", _final(result.correlation, o),
+            better = [f"{_beats(result, o, base).mean():.0%}" for base in BASELINES]
+            row += [gain("deletion", o), gain("insertion", o), *better, _final(result.correlation, o),
                     _final(result.correlation_ink, o)]
             marked += [(i, c) for c, kind in ((3, "deletion"), (4, "insertion")) if result.gain(kind, o).mean() <= 0]
         rows.append(row)
     return Table(["method", "deletion AUC", "insertion AUC", "deletion gain", "insertion gain", "beats random",
-                  "re-init. corr.", "non-black"], rows,
+                  "beats brightness", "re-init. corr.", "non-black"], rows,
                  f"{result.count} {result.description}, each explained for its predicted class: area under P(class) as "
                  f"pixels are set to black (deletion, lower is better) or restored (insertion, higher is better), "
                  f"mean \u00b1 sd; gain over the random order, mean \u00b1 standard error (marked: no better than "
-                 f"random); beats random: images where both gains are > 0; re-init. corr.: Spearman rank correlation "
+                 f"random); beats random / brightness: images where the map does better than that order on both "
+                 f"curves (brightness: the image as its own map, brightest pixels first); re-init. corr.: Spearman "
+                 f"rank correlation "
                  f"of |map| with the trained model's once every layer is re-initialised, over all pixels and over "
                  f"the non-black ones ({result.randomised_count} images; a map that depends on the weights gives "
-                 f"near 0)", numeric=(1, 2, 3, 4, 5, 6, 7), marked=tuple(marked))
+                 f"near 0)", numeric=(1, 2, 3, 4, 5, 6, 7, 8), marked=tuple(marked))
+
+
+def _beats(result: Result, method: str, baseline: str) -> np.ndarray:
+    """(N,) True where the map beats the baseline order on both deletion and insertion."""
+    return (result.gain("deletion", method, baseline) > 0) & (result.gain("insertion", method, baseline) > 0)
 
 
 def _final(correlation: dict, method: str) -> str:
@@ -219,6 +232,12 @@ def summary(result: Result) -> str:
     losers = [LABELS[m] for m in result.methods if score[m] <= 0]
     if losers:
         text += f" No better than random overall: {', '.join(losers)}."
+    bright = (result.auc("deletion", "brightness").mean(), result.auc("insertion", "brightness").mean())
+    above = [LABELS[m] for m in result.methods
+             if result.gain("deletion", m, "brightness").mean() > 0 and result.gain("insertion", m, "brightness").mean() > 0]
+    text += (f" But the image as its own map (brightest pixels first, no model at all) already scores {bright[0]:.3f} "
+             f"and {bright[1]:.3f}; on average " + (f"{', '.join(above)} beat it on both" if above else
+                                                    "no method beats it on both") + ".")
     if result.completeness is not None:
         text += (f" Integrated gradients' completeness error: {np.mean(result.completeness['relative_error']):.2%} "
                  f"of logit(image) - logit(black) on average.")

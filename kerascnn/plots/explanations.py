@@ -19,7 +19,10 @@ __all__ = ["explanation_row", "draw_map", "method_label", "faithfulness_curves",
            "randomisation_maps", "attack_explanations"]
 
 COLORS = {"saliency": "#1f77b4", "smoothgrad": "#17becf", "integrated-gradients": "#d62728",
-          "gradcam": "#2ca02c", "occlusion": "#9467bd", "random": "#7f7f7f"}
+          "gradcam": "#2ca02c", "occlusion": "#9467bd", "random": "#7f7f7f",
+          "brightness": "#24292f"}
+#: The two orders a map must beat, drawn dashed and dotted.
+BASELINE_STYLE = {"random": "--", "brightness": ":"}
 
 
 def method_label(method: str) -> str:
@@ -38,6 +41,9 @@ def draw_map(ax, values: np.ndarray, image: np.ndarray | None = None, title: str
             ax.contour(level.reshape(level.shape[:2]), levels=[0.5], colors=["#6e7781"], linewidths=0.7)
     ax.set_xticks([])
     ax.set_yticks([])
+    if not np.any(values):   # e.g. Grad-CAM when no position raises the logit: say so, not a blank square
+        ax.text(0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", fontsize=fontsize,
+                color=MUTED)
     if title:
         ax.set_title(title, fontsize=fontsize, pad=3)
     if colorbar:
@@ -89,8 +95,8 @@ def faithfulness_curves(result):
             mean = curves.mean(axis=0)
             error = curves.std(axis=0) / np.sqrt(len(curves))
             auc = result.auc(kind, method).mean()
-            style = dict(color=COLORS.get(method, MUTED), lw=1.6 if method != "random" else 1.4,
-                         ls="--" if method == "random" else "-")
+            style = dict(color=COLORS.get(method, MUTED), lw=1.4 if method in BASELINE_STYLE else 1.6,
+                         ls=BASELINE_STYLE.get(method, "-"))
             ax.plot(x, mean, label=f"{method_label(method)} ({auc:.3f})", **style)
             ax.fill_between(x, mean - error, mean + error, color=style["color"], alpha=0.15, lw=0)
         ax.set_xlabel(f"fraction of pixels {'set to black' if kind == 'deletion' else 'restored from black'}, "
@@ -152,7 +158,8 @@ def randomisation_maps(result):
 # ---------------------------------------------------------------------------- attacks
 def attack_explanations(result):
     """Two rows, each the image and its maps: the clean image explaining its prediction, the
-    attacked image explaining its own; the noise between them. `result`: explain_attack.Result."""
+    attacked image explaining its own (both outlined with the clean image); the noise beside.
+    `result`: explain_attack.Result."""
     clean, adversarial = result.clean, result.adversarial
     methods = list(clean.maps)
     names = clean.class_names
@@ -166,7 +173,7 @@ def attack_explanations(result):
                    frame=MUTED, fontsize=8.5)
         for col, method in enumerate(methods):
             note = "" if row == 0 else f"\nrank corr. with clean {result.correlation[method]:+.2f}"
-            draw_map(axes[row, col + 1], e.maps[method], e.image,
+            draw_map(axes[row, col + 1], e.maps[method], clean.image,
                      f"{method_label(method)}, logit {class_label(names, e.target, 10)}{note}", fontsize=8)
         axes[row, -1].axis("off")
     noise = result.noise
@@ -178,7 +185,8 @@ def attack_explanations(result):
     axes[0, -1].set_yticks([])
     axes[0, -1].set_title(f"the noise added\nL2 {np.sqrt(np.square(noise).sum()):.2f}, "
                           f"Linf {np.abs(noise).max():.3f}", fontsize=8.5)
-    fig.colorbar(shown, ax=axes[0, -1], orientation="horizontal", shrink=0.9, pad=0.03, aspect=18)
+    bar = fig.colorbar(shown, ax=axes[0, -1], orientation="horizontal", shrink=0.9, pad=0.03, aspect=18)
+    bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"{result.description}: the {result.attack} attack towards {class_label(names, result.target, 16)}; "
                  f"each row explains its own prediction's logit", fontsize=10)
     return fig
