@@ -207,11 +207,12 @@ def table(result: Result):
 
 
 def summary(result: Result) -> str:
-    dead = int(result.dead.sum())
-    alive = ~result.dead
-    gain = (f"; the others' mean activation rose from {result.start[alive].mean():.3f} to "
-            f"{result.activation[alive].mean():.3f}" if alive.any() else "")
-    return (f"{result.weights.layer}: inputs that maximise {len(result.weights.filters)} filter(s)' mean activation "
-            f"({result.read_from}), by {result.options.steps} normalised gradient ascent steps from grey noise; "
-            f"{dead} still silent after it{gain}; {int(result.flat.sum())} answer to a uniform field (brightness "
-            f"detectors) rather than a pattern.")
+    dead, flat = int(result.dead.sum()), int(result.flat.sum())
+    text = (f"{result.weights.layer}: inputs that maximise {len(result.weights.filters)} filter(s)' mean activation "
+            f"({result.read_from}), by {result.options.steps} normalised gradient ascent steps from grey noise: the "
+            f"mean activation rose from {result.start.mean():.3f} to {result.activation.mean():.3f}")
+    if dead:
+        text += f"; {dead} filter(s) are still silent after it (dead)"
+    if flat:
+        text += f"; {flat} answer to a uniform field (brightness detectors) rather than a pattern"
+    return text + "."
