@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerascnn.attributions import LABELS
-from kerascnn.plots.common import (BAD, DIVERGING, GOOD, MUTED, brightness, class_label, is_rgb, new_figure,
+from kerascnn.plots.common import (BAD, DIVERGING, GOOD, MUTED, WRONG, brightness, class_label, is_rgb, new_figure,
                                    show_digit, symmetric_limit)
 
 __all__ = ["explanation_row", "draw_map", "method_label", "faithfulness_curves", "randomisation_curves",
@@ -59,7 +59,8 @@ def _heading(result) -> tuple[str, str]:
     pred, p = result.predicted, float(result.probabilities[result.predicted])
     true = "unknown" if result.label is None else class_label(names, result.label, 20)
     wrong = result.label is not None and result.label != pred
-    title = (f"{result.description}: predicted {class_label(names, pred, 20)} (P = {p:.4f}), true class {true}"
+    mark = f"{WRONG} " if wrong else ""   # colour alone is lost in greyscale print
+    title = (f"{mark}{result.description}: predicted {class_label(names, pred, 20)} (P = {p:.4f}), true class {true}"
              f"\nmaps of the logit of {class_label(names, result.target, 20)}"
              + (" (the prediction)" if result.target == pred else " (not the prediction)")
              + "; red raises it, blue lowers it, each map on its own scale")
