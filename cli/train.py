@@ -1,6 +1,7 @@
 """`kerascnn train` and `kerascnn summary`: the assignment's network, for any task."""
 from __future__ import annotations
 
+import functools
 import sys
 
 import click
@@ -85,6 +86,41 @@ def terminal_progress(epochs: int):
     return TerminalProgress()
 
 
+def adversarial_options(func):
+    """--adversarial and the attack's settings (defaults: kerascnn.adversarial.AdversarialRecipe); the
+    command receives `adversarial`, an AdversarialRecipe or None."""
+    from kerascnn.adversarial import ATTACKS, AdversarialRecipe
+
+    @click.option("--adversarial", type=click.Choice(ATTACKS), default=None,
+                  help="Adversarial training (Madry et al.): fit on images attacked on the fly against the current "
+                       "weights, pgd (--attack-steps steps from a random start) or fgsm (one step of 1.25 eps from a "
+                       "random start, Wong et al. 2020). Each epoch costs about (attack steps + 1) clean epochs.")
+    @click.option("--eps", type=float, default=None, callback=finite(0, low_open=True),
+                  help=f"With --adversarial: the attack's radius (default {default_of(AdversarialRecipe, 'eps')}).")
+    @click.option("--attack-norm", type=click.Choice(["linf", "l2"]), default=None,
+                  help="With --adversarial: the ball's norm (default linf).")
+    @click.option("--attack-steps", type=click.IntRange(min=1), default=None,
+                  help=f"With --adversarial pgd: steps per batch (default {default_of(AdversarialRecipe, 'steps')}).")
+    @click.option("--attack-step", type=float, default=None, callback=finite(0, low_open=True),
+                  help="With --adversarial: the step size as a fraction of eps (default 2.5 / steps for pgd, 1.25 "
+                       "for fgsm).")
+    @click.option("--eps-ramp", type=float, default=None, callback=finite(0),
+                  help=f"With --adversarial: epochs over which eps grows from 0 (default "
+                       f"{default_of(AdversarialRecipe, 'ramp_epochs')}).")
+    @functools.wraps(func)
+    def wrapper(*args, adversarial, eps, attack_norm, attack_steps, attack_step, eps_ramp, **kwargs):
+        given = {"eps": eps, "norm": attack_norm, "steps": attack_steps, "step_fraction": attack_step,
+                 "ramp_epochs": eps_ramp}
+        given = {k: v for k, v in given.items() if v is not None}
+        if adversarial is None:
+            if given:
+                raise click.UsageError("--eps, --attack-norm, --attack-steps, --attack-step and --eps-ramp "
+                                       "need --adversarial")
+            return func(*args, adversarial=None, **kwargs)
+        return func(*args, adversarial=AdversarialRecipe(adversarial, **given), **kwargs)
+    return wrapper
+
+
 @click.command()
 @click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
               help="Insert batch normalisation after conv1, conv2 and fc1 (before their ReLU).")
@@ -96,9 +132,10 @@ def terminal_progress(epochs: int):
                    "other datasets). The shipped models are replaced only by naming them: --out saved_models/cnn.")
 @click.option("--force", is_flag=True, help="Train into an --out folder that kerascnn did not make (its files are kept).")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs under OUT/tensorboard.")
+@adversarial_options
 @guarded
 def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, subset, precision, dataset, data_dir,
-          seed, out_dir, force, tensorboard):
+          seed, out_dir, force, tensorboard, adversarial):
     """Train the assignment's CNN with Adam and save it with its curves and metrics.
 
     The network (conv 32 3x3 - pool - conv 32 3x3 - pool - dense 500 - dense K) is built for the
@@ -111,6 +148,12 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
     predictions.png and confusion.png. On a terminal Keras draws its progress bar; otherwise one
     line per epoch is printed.
 
+    With --adversarial, every training batch is replaced by attacked copies made on the fly (Madry
+    et al.); the default output folder gets the attack's name (runs/cnn_pgd). The shipped
+    saved_models/cnn_pgd was made by `kerascnn train --adversarial pgd --eps 0.3 --attack-steps 5
+    --batch-size 64 --epochs 15 --out saved_models/cnn_pgd`: 555 s on two shared CPU cores, test
+    accuracy 99.05%, and 94.4% of 1,000 test images still right under PGD-40 at eps 0.3.
+
     Interrupted (Ctrl-C, or the process killed)? Run the same command again: it resumes from the
     last finished epoch. model.keras is only ever written whole; a diverging run (the loss is no
     longer finite) stops with an error and saves no model.
@@ -119,7 +162,10 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
 
     config = TrainConfig(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
                          lr=lr, lr_schedule=lr_schedule, seed=seed, val_size=val_size, out_dir=out_dir,
-                         tensorboard=tensorboard, precision=precision, val_every=val_every, subset=subset)
+                         tensorboard=tensorboard, precision=precision, val_every=val_every, subset=subset,
+                         adversarial=adversarial)
+    if adversarial is not None and out_dir is None:
+        config.out_dir = f"{config.resolved_out_dir()}_{adversarial.attack}"
     config.check()
     quiet_tensorflow()
     from kerascnn import outputs, runs, training
@@ -135,6 +181,8 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
                    f"{training.resolve_precision(precision)}, seed {seed} -> {out}/")
         for line in task.arrays().notices:
             click.echo(f"note: {line}")
+        if adversarial is not None:
+            click.echo(f"adversarial training: every batch replaced by {adversarial.describe()}")
         click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
                    f"{len(data.x_test):,} test images")
         # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerascnn import BadValue, UserError, store
+from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
 from kerascnn.runs import HISTORY_FIELDS, STEP_FIELDS
 from kerascnn.tasks import Splits, Task
 
@@ -61,6 +62,7 @@ class TrainConfig:
     subset: int | None = None        # use only the first N training images (quick trials, tests)
     optimizer: str = "fused_adam"    # "adam": Keras' own Adam (same arithmetic, slower); for A/B timing
     jit_compile: bool = False        # XLA for the train step (slower on the CPUs measured; see benchmarks)
+    adversarial: AdversarialRecipe | None = None  # train on attacked images (kerascnn.adversarial); None: clean
 
     def check(self) -> None:
         """Raises BadValue for values no run can use (before any work starts)."""
@@ -77,6 +79,8 @@ class TrainConfig:
                               ("optimizer", ("fused_adam", "adam"))):
             if getattr(self, name) not in allowed:
                 raise BadValue(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)}")
+        if self.adversarial is not None:
+            self.adversarial.check()
 
     @property
     def task(self) -> Task:
@@ -89,7 +93,8 @@ class TrainConfig:
         """What must be equal for an unfinished run to be continued (epochs may grow)."""
         keys = ("dataset", "data_dir", "batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size",
                 "subset", "steps_per_execution", "optimizer")
-        key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision)}
+        key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision),
+                                                     "adversarial": self.adversarial and self.adversarial.to_dict()}
         if self.lr_schedule == "cosine":
             key["epochs"] = self.epochs  # the decay is spread over all epochs
         return key
@@ -247,7 +252,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         history, rows = _previous_rows(out_dir, done)
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
-        model = build_model(config.batchnorm, dtype_policy(precision), shape, classes)
+        model = wrap(build_model(config.batchnorm, dtype_policy(precision), shape, classes), config.adversarial,
+                     steps_per_epoch, config.seed)
         recorder = compile_for_training(model, config, steps_per_epoch)
         history, rows = [], []
 
@@ -271,7 +277,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         _remove_if_empty(out_dir / ".resume")  # a run that failed before its first epoch leaves nothing
 
     final = build_model(config.batchnorm, None, shape, classes)  # float32, uncompiled: what experiments use
-    final.set_weights(model.get_weights())
+    final.set_weights(classifier_of(model).get_weights())
     test = evaluate(final, data.x_test, data.y_test, class_names=task.class_names)
     if not math.isfinite(test.loss):
         raise UserError(f"training ended with a model whose test loss is {test.loss}; nothing was saved "
@@ -288,7 +294,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "steps_per_execution": config.steps_per_execution, "steps_per_epoch": steps_per_epoch,
         "train_seconds": round(train_seconds, 3), "epoch_seconds": [row["seconds"] for row in history],
         "images_per_second": round(len(data.x_train) * len(history) / train_seconds, 1) if train_seconds else None,
-        "resumed_from_epoch": done, "data_source": data.source,
+        "adversarial": config.adversarial and config.adversarial.to_dict(), "resumed_from_epoch": done,
+        "data_source": data.source,
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

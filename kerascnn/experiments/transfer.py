@@ -90,7 +90,13 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
         for j, evaluated in enumerate(evals):
             pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples).argmax(axis=1) == labels))
             turned[i, j] = attacks.universal(evaluated.logits_model, noise, images, labels, target).fraction_turned or 0.0
-    return Result(options, [s.name for s in sources], [s.name for s in evals], clean, pgd_accuracy, turned, target)
+    return Result(options, [label(s) for s in sources], [label(s) for s in evals], clean, pgd_accuracy, turned, target)
+
+
+def label(subject) -> str:
+    """A model's name in the matrix: its run folder, or its file's name (m.keras -> m)."""
+    path = subject.path
+    return path.stem if path is not None and path.name != "model.keras" else subject.name
 
 
 def figures(result: Result) -> dict:

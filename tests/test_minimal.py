@@ -1,0 +1,123 @@
+"""Minimal perturbations (FMN, attacks.minimal) against closed forms on linear models, the
+`kerascnn attack minimal` command, and `attack noise --norm`."""
+import json
+
+import numpy as np
+import pytest
+
+from kerascnn import BadValue
+from kerascnn.attacks.minimal import minimal
+from tests.support import cli, hand_softmax, load_model, written
+
+
+def linear(w: np.ndarray, b: np.ndarray, side: int = 4):
+    """A keras linear classifier on (side, side, 1) images with weights w (side*side, K) and biases b."""
+    import keras
+
+    inputs = keras.Input((side, side, 1))
+    model = keras.Model(inputs, keras.layers.Dense(len(b))(keras.layers.Flatten()(inputs)))
+    model.layers[-1].set_weights([w.astype(np.float32), b.astype(np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def three_classes():
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(0, 1, (16, 3)), rng.normal(0, 0.1, 3)
+    x = (0.5 + rng.uniform(-0.05, 0.05, (24, 4, 4, 1))).astype(np.float32)
+    return linear(w, b), w, b, x
+
+
+@pytest.mark.parametrize("norm, dual", [("l2", 2), ("linf", 1)])
+def test_exact_distance_to_the_nearest_boundary_of_a_linear_model(three_classes, norm, dual):
+    """min_j |z_i - z_j| / ||w_i - w_j||_dual: the distance to the union of the half-spaces z_j > z_i."""
+    model, w, b, x = three_classes
+    z = x.reshape(len(x), -1).astype(np.float64) @ w + b
+    y = z.argmax(axis=1)
+    exact = np.array([min(abs(z[n, y[n]] - z[n, j]) / np.linalg.norm(w[:, y[n]] - w[:, j], ord=dual)
+                          for j in range(3) if j != y[n]) for n in range(len(x))])
+    result = minimal(model, x, y, norm=norm, steps=100)
+    assert result.success.all()
+    np.testing.assert_allclose(result.distance, exact, rtol=2e-3)
+    assert result.images.min() >= 0 and result.images.max() <= 1
+
+
+def test_a_confidence_goal_has_its_own_closed_form():
+    """Two classes: P(t) >= c exactly when z_t - z_o >= log(c / (1 - c))."""
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 1, (64, 2))
+    b = np.array([0.0, -0.5 * (w[:, 1] - w[:, 0]).sum()])  # the classes tie at grey: the box never binds
+    x = (0.5 + rng.uniform(-0.02, 0.02, (10, 8, 8, 1))).astype(np.float32)
+    z = x.reshape(10, -1).astype(np.float64) @ w + b
+    c = 0.9
+    need = np.log(c / (1 - c)) - (z[:, 1] - z[:, 0])
+    exact = np.maximum(need, 0) / np.linalg.norm(w[:, 1] - w[:, 0])
+    model = linear(w, b, side=8)
+    result = minimal(model, x, norm="l2", target=1, confidence=c, steps=100)
+    p = hand_softmax(model(result.images).numpy())
+    assert np.all(p[:, 1] >= c) and result.success.all()
+    np.testing.assert_allclose(result.distance, exact, rtol=2e-3, atol=1e-6)
+
+
+def test_images_already_misclassified_need_nothing(three_classes):
+    model, _, _, x = three_classes
+    wrong = (model(x).numpy().argmax(axis=1) + 1) % 3
+    result = minimal(model, x, wrong, steps=5)
+    assert np.all(result.distance == 0)
+
+
+@pytest.mark.parametrize("kwargs, param", [({"norm": "l1"}, "norm"), ({"steps": 0}, "steps"),
+                                           ({"target": 3}, "target"), ({"confidence": 0.9}, "confidence")])
+def test_bad_values_name_their_parameter(three_classes, kwargs, param):
+    model, _, _, x = three_classes
+    with pytest.raises(BadValue) as error:
+        minimal(model, x, **kwargs)
+    assert error.value.param == param
+
+
+# ---------------------------------------------------------------------------- the commands
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    from kerascnn import store
+    from tests.test_robustness import tiny_model
+
+    path = tmp_path_factory.mktemp("minimal") / "tiny.keras"
+    store.save_model(tiny_model(seed=2), path)
+    return path
+
+
+def test_minimal_command(model_path, idx_dir, tmp_path):
+    out = tmp_path / "m"
+    result = cli("attack", "minimal", "--model", model_path, "--data-dir", idx_dir, "--count", 12, "--steps", 40,
+                 "--norm", "linf", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert written(out) == {"norms.png", "examples.png", "images.npy", "originals.npy", "result.json"}
+    data = json.loads((out / "result.json").read_text())
+    images, originals = np.load(out / "images.npy"), np.load(out / "originals.npy")
+    linf = np.abs(images - originals).reshape(12, -1).max(axis=1)
+    found = np.array([d is not None for d in data["distance"]])
+    np.testing.assert_allclose(np.array(data["distance"], dtype=float)[found], linf[found], rtol=1e-5)
+    predicted = load_model(model_path)(images).numpy().argmax(axis=1)
+    assert np.all(predicted[found] != np.array(data["labels"])[found])
+    assert data["median"] == pytest.approx(float(np.median(np.where(found, linf, np.inf))))
+
+
+def test_a_target_outside_the_classes_is_refused(model_path, idx_dir, tmp_path):
+    result = cli("attack", "minimal", "--model", model_path, "--data-dir", idx_dir, "--target", 12,
+                 "--out", tmp_path / "o")
+    assert result.exit_code == 2 and "--target" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_noise_norm_l2_reaches_the_goal_with_less_l2_than_sign_steps(model_path, idx_dir, tmp_path):
+    runs = {}
+    for mode in ([], ["--norm", "l2"]):
+        out = tmp_path / ("l2" if mode else "sign")
+        result = cli("attack", "noise", "--model", model_path, "--data-dir", idx_dir, "--target", 3, "--count", 3,
+                     "--confidence", 0.6, "--universal", 0, "--steps", 200, *mode, "--out", out)
+        assert result.exit_code == 0, result.output
+        runs[bool(mode)] = json.loads((out / "result.json").read_text())["results"]
+    sign, small = runs[False], runs[True]
+    assert all(r["success"] for r in small) and all(r["target_probability"] >= 0.6 for r in small)
+    for a, b in zip(sign, small):
+        if a["success"]:
+            assert b["l2"] <= a["l2"] * 1.001
