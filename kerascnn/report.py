@@ -118,14 +118,22 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
               ("noise", "Adversarial: noise towards one class", "noise", noise.Options()),
               ("explain_attack", f"Explaining the noise attack on the first {first.class_name}", "explain_attack",
                explain_attack.Options(pick=first, settings=maps))]
+    from kerascnn.experiments import robustness_study
+
+    steps.append(("robustness", "Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer",
+                  "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject))))
     return steps
 
 
 def experiment_section(section_id: str, title: str, module, result, figures) -> Section:
     """One experiment as a section: its summary, its figures (saved as <id>_<name>) and its table."""
     drawn = module.figures(result)
-    wide = any(fig.get_figwidth() > 2 * fig.get_figheight() for fig in drawn.values())  # a row of maps: not beside a table
-    images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in drawn.items()]
+    try:
+        # a row of maps (wide) is not set beside a table
+        wide = any(fig.get_figwidth() > 2 * fig.get_figheight() for fig in drawn.values())
+        images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in drawn.items()]
+    finally:  # a failed save (a full disk) leaves none of them open
+        _close(drawn.values())
     table = module.table(result)
     blocks = [Paragraph(module.summary(result), note=True)]
     if len(table.rows) > MAX_TABLE_ROWS:  # a long table (e.g. 32 filters) reads better in result.json
@@ -133,6 +141,13 @@ def experiment_section(section_id: str, title: str, module, result, figures) -> 
             f"({table.caption}: {len(table.rows)} rows, left out here; the command prints them.)")])
     blocks += [Row([images[0], table])] if len(images) == 1 and len(table.rows) <= 12 and not wide else images + [table]
     return Section(section_id, title, blocks)
+
+
+def _close(figs) -> None:
+    import matplotlib.pyplot as plt
+
+    for fig in figs:
+        plt.close(fig)
 
 
 class Figures:
@@ -221,10 +236,13 @@ def training_section(models: list[Model], figures: Figures, compare_dir) -> Sect
     with_steps = [m for m in models if m.steps]
     for key, draw, what in (("loss", plots.loss_curves, "cross-entropy loss"), ("accuracy", plots.accuracy_curves, "accuracy")):
         drawn = [(m, draw(m.steps, f"{m.name}: {what}")) for m in with_steps]
-        _same_y_range([fig for _, fig in drawn], floor=ACCURACY_FLOOR if key == "accuracy" else None)
-        if drawn:
-            blocks.append(Row([figures.add(fig, f"{m.name}_{key}.png", f"{m.name}: {what} per iteration; dotted: epoch ends.")
-                               for m, fig in drawn]))
+        try:
+            _same_y_range([fig for _, fig in drawn], floor=ACCURACY_FLOOR if key == "accuracy" else None)
+            if drawn:
+                blocks.append(Row([figures.add(fig, f"{m.name}_{key}.png", f"{m.name}: {what} per iteration; dotted: "
+                                                                           f"epoch ends.") for m, fig in drawn]))
+        finally:
+            _close(fig for _, fig in drawn)
     for m in models:
         if not m.steps:
             blocks.append(Paragraph(f"{m.name}: no steps.csv beside {m.subject.path}, so no training curves."))
