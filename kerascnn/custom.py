@@ -1,6 +1,7 @@
 """The project's own Keras classes that a training checkpoint may name: the fused Adam optimizer,
-the per-step recorder metric and the adversarial trainer (kerascnn.adversarial). Loading any `.keras` file goes through `custom_objects()`, so that a
-checkpoint of an unfinished run loads anywhere; the finished model.keras names neither.
+the per-step recorder metric and the adversarial trainer (kerascnn.adversarial). Loading any
+`.keras` file goes through `custom_objects()`, so that a checkpoint of an unfinished run loads
+anywhere; the finished model.keras names none of them (an adversarial run saves its plain classifier).
 """
 from __future__ import annotations
 

@@ -73,12 +73,15 @@ def pgd_images(model, x, labels, eps, step, steps, norm: str, *, targeted: bool 
 
 def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: int = 40,
         step_fraction: float = STEP_FRACTION, rand_init: bool = True, restarts: int = 1, seed: int = 0,
-        targeted: bool = False, batch_size: int = 1000, progress: Progress | None = None):
+        targeted: bool = False, stop_when_fooled: bool = True, batch_size: int = 1000,
+        progress: Progress | None = None):
     """PGD on a batch: attacks.BoundedResult of images within eps of `images` (N, H, W, C) in [0, 1].
 
     labels (N,): true classes, or targets when `targeted`; eps: one radius or one per image; the
     step is step_fraction * eps. restarts: attempts from independent random starts (each one only on
-    the images the earlier ones did not fool). progress(steps_done, images_fooled, N) after each batch.
+    the images the earlier ones did not fool). stop_when_fooled False: every image takes every step,
+    going on past the boundary (examples that transfer better to other models). progress(steps_done,
+    images_fooled, N) after each batch.
     """
     from kerascnn.attacks.bounded_results import bounded_result
 
@@ -91,8 +94,8 @@ def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: in
     originals = as_batch(images, shape, "images")
     labels = _labels(labels, len(originals), num_classes)
     radii = per_image_eps(eps, len(originals))
-    run = cached(model, ("pgd", norm, bool(targeted), bool(rand_init)),
-                 lambda: _compile_pgd(model, norm, bool(targeted), bool(rand_init)))
+    flags = (norm, bool(targeted), bool(rand_init), bool(stop_when_fooled))
+    run = cached(model, ("pgd",) + flags, lambda: _compile_pgd(model, *flags))
     begin = time.perf_counter()
     current = originals.copy()
     fooled = np.zeros(len(originals), bool)
@@ -117,18 +120,18 @@ def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: in
         record.append(~fooled)
     settings = {"norm": norm, "steps": steps, "step_fraction": step_fraction, "rand_init": rand_init,
                 "restarts": restarts, "seed": seed, "targeted": targeted, "loss": "cross-entropy",
-                "stops": "at the first step that fools the model"}
+                "stops": "at the first step that fools the model" if stop_when_fooled else "after every step"}
     return bounded_result(model, "pgd", norm, radii, originals, current, labels, targeted, np.array(record),
                           time.perf_counter() - begin, settings)
 
 
-def _compile_pgd(model, norm: str, targeted: bool, rand_init: bool):
+def _compile_pgd(model, norm: str, targeted: bool, rand_init: bool, stop_when_fooled: bool):
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def run(x, labels, eps, step, steps, done, seed):
         return pgd_images(model, x, labels, eps, step, steps, norm, targeted=targeted, rand_init=rand_init,
-                          seed=seed, done=done)[0]
+                          seed=seed, stop_when_fooled=stop_when_fooled, done=done)[0]
 
     return run
 

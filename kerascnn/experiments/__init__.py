@@ -18,7 +18,7 @@ import importlib
 
 #: The experiments that study one model, in the report's order.
 ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "explain", "faithfulness",
-              "nontargeted", "targeted", "noise", "explain_attack")
+              "nontargeted", "targeted", "noise", "explain_attack", "robustness_study")
 
 
 def get(name: str):

@@ -34,3 +34,10 @@ def attack_table_rows(result, names) -> list[list]:
             row.insert(5, f"{mse[i]:.4f}")
         rows.append(row)
     return rows
+
+
+def model_label(subject) -> str:
+    """A model's name in tables and legends: its run folder (saved_models/cnn -> cnn), else its file's
+    name (robust.keras -> robust), else the Keras model's own name."""
+    path = subject.path
+    return path.stem if path is not None and path.name != "model.keras" else subject.name

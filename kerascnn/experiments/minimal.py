@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerascnn import BadValue
-from kerascnn.experiments.common import class_name
+from kerascnn.experiments.common import class_name, model_label
 
 
 @dataclass
@@ -71,7 +71,7 @@ def run(subject, options: Options, progress=None) -> Result:
     indices = indices[:options.count]
     result = minimal(subject.logits_model, images[indices], labels[indices], norm=options.norm, target=target,
                      steps=options.steps, progress=progress)
-    return Result(result, indices, labels[indices], subject.name, subject.class_names)
+    return Result(result, indices, labels[indices], model_label(subject), subject.class_names)
 
 
 def figures(result: Result) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 
 from kerascnn import BadValue
 from kerascnn.attacks.pgd import STEP_FRACTION
+from kerascnn.experiments.common import model_label
 
 ATTACKS = ("fgsm", "pgd")
 #: eps of the curve when none are given: Madry et al.'s MNIST range for linf; a matching L2 range.
@@ -173,7 +174,7 @@ def run(subject, options: Options, progress=None) -> Result:
         result = pgd(model, images[:few], labels[:few], sanity_eps, norm=options.norm, steps=options.steps,
                      step_fraction=options.step_fraction, seed=options.seed)
         sanity = float(np.mean(~result.success))
-    return Result(options, subject.name, labels, clean_correct, correct, per_restart, sanity_eps, sanity, examples,
+    return Result(options, model_label(subject), labels, clean_correct, correct, per_restart, sanity_eps, sanity, examples,
                   images[:shown], seconds, subject.class_names, steps_used, predictions)
 
 
@@ -225,8 +226,9 @@ def summary(result: Result) -> str:
         parts.append(f"{attack_label(a, o.norm)} " + ", ".join(f"{v:.1%} at {e:g}" for e, v in zip(o.eps, acc) if e > 0))
     checks = result.checks()
     failed = [k for k, ok in checks.items() if not ok]
+    few = min(o.sanity, len(result.labels))
     sanity = ("" if result.sanity_accuracy is None else
-              f" At eps {result.sanity_eps:g} PGD leaves {result.sanity_accuracy:.0%} of {min(o.sanity, len(result.labels))} images correct.")
+              f" At eps {result.sanity_eps:g} PGD leaves {result.sanity_accuracy:.0%} of {few} images correct.")
     return (f"{result.model}, clean accuracy {result.clean_accuracy:.1%} on {len(result.labels)} test images; under "
             f"attack: {'; '.join(parts)}.{sanity} Gradient-masking checks: "
             + ("all passed." if not failed else f"FAILED: {', '.join(failed)} (treat these numbers as upper bounds)."))

@@ -1,7 +1,9 @@
 """Transfer: adversarial noise made on one model, measured on another (Papernot et al. 2016; the
 black-box threat: an attacker who has a similar model but not yours).
 
-For every source model: untargeted PGD examples of the first `count` test images at `eps`, and a
+For every source model: untargeted PGD examples of the first `count` test images at `eps` (every
+image takes every step: examples pushed past the boundary transfer better than the first point
+that fools the source, where the robustness curve's PGD stops), and a
 universal noise towards `target` fitted on `fit` training images at the same budget. Each is then
 measured on every evaluated model: its accuracy on the PGD examples, and the fraction of the test
 images (not already predicted as the target) that the universal noise turns into the target. The
@@ -18,6 +20,7 @@ import numpy as np
 
 from kerascnn import BadValue
 from kerascnn.attacks.pgd import STEP_FRACTION
+from kerascnn.experiments.common import model_label
 
 
 @dataclass
@@ -84,19 +87,14 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
         if progress is not None:
             progress(f"transfer: attacking {source.name}")
         examples = pgd(source.logits_model, images, labels, options.eps, norm=options.norm, steps=options.steps,
-                       step_fraction=options.step_fraction, seed=options.seed).images
+                       step_fraction=options.step_fraction, seed=options.seed, stop_when_fooled=False).images
         noise = fit_universal(source.logits_model, fit_images, target, eps=options.eps, norm=options.norm,
                               seed=options.seed).noise
         for j, evaluated in enumerate(evals):
             pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples).argmax(axis=1) == labels))
             turned[i, j] = attacks.universal(evaluated.logits_model, noise, images, labels, target).fraction_turned or 0.0
-    return Result(options, [label(s) for s in sources], [label(s) for s in evals], clean, pgd_accuracy, turned, target)
-
-
-def label(subject) -> str:
-    """A model's name in the matrix: its run folder, or its file's name (m.keras -> m)."""
-    path = subject.path
-    return path.stem if path is not None and path.name != "model.keras" else subject.name
+    return Result(options, [model_label(s) for s in sources], [model_label(s) for s in evals], clean, pgd_accuracy,
+                  turned, target)
 
 
 def figures(result: Result) -> dict:

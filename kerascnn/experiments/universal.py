@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kerascnn import BadValue
-from kerascnn.experiments.common import attack_settings, class_name, resolve_class
+from kerascnn.experiments.common import attack_settings, class_name, model_label, resolve_class
 
 #: The assignment's target.
 ASSIGNMENT_TARGET = 4
@@ -106,7 +106,8 @@ def run(subject, options: Options, progress=None) -> Result:
     measure = lambda noise: replace(attacks.universal(model, noise, images[held_out], labels[held_out], target,  # noqa: E731
                                                       indices=held_out), class_names=subject.class_names)
     return Result(measure(project(one_noise, options.norm, eps)), measure(fit.noise), fit, one_noise,
-                  f"test image {index} (the first {task.label(source_class)})", subject.name, subject.class_names)
+                  f"test image {index} (the first {task.label(source_class)})", model_label(subject),
+                  subject.class_names)
 
 
 def figures(result: Result) -> dict:

@@ -1,0 +1,121 @@
+"""The robustness of a model beside others (the report's robustness section): for each model its
+accuracy under FGSM and PGD against eps (experiments.robustness), its median minimal perturbation in
+L2 and L-infinity (experiments.minimal); for the first model the universal noise against the one-image
+noise at the same budget (experiments.universal); and the transfer matrix of all of them
+(experiments.transfer). Counts are smaller than the commands' defaults, so that the report stays
+quick; the commands give the full numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kerascnn.experiments import minimal, robustness, transfer, universal
+
+
+@dataclass
+class Options:
+    others: tuple = ()               # further models (.keras files or run folders) set beside the subject
+    count: int = 200                 # test images for the curves and the transfer matrix
+    minimal_count: int = 50          # test images for the minimal perturbations
+    fit: int = 500                   # training images each universal noise is fitted on
+    universal_count: int = 1000      # held-out test images the first model's universal noise is measured on
+    transfer_eps: float = 0.2
+
+
+@dataclass
+class Result:
+    curves: list                     # robustness.Result per model
+    minimal: dict                    # norm -> [minimal.Result per model]
+    universal: object                # universal.Result of the first model
+    transfer: object | None          # transfer.Result (None with one model)
+    options: Options = field(default_factory=Options)
+
+    @property
+    def names(self) -> list[str]:
+        return [r.model for r in self.curves]
+
+    def to_dict(self) -> dict:
+        return {"models": self.names, "counts": {"curves": self.options.count, "minimal": self.options.minimal_count},
+                "robustness": {r.model: r.to_dict() for r in self.curves},
+                "minimal_median": {norm: {r.model: r.attack.median() for r in results}
+                                   for norm, results in self.minimal.items()},
+                "universal": self.universal.to_dict(),
+                "transfer": None if self.transfer is None else self.transfer.to_dict()}
+
+
+def run(subject, options: Options, progress=None) -> Result:
+    from kerascnn.subject import Subject
+
+    subjects = [subject] + [Subject.load(path, subject.task) for path in options.others]
+    curves = [robustness.run(s, robustness.Options(count=options.count)) for s in subjects]
+    smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count)) for s in subjects]
+                for norm in ("l2", "linf")}
+    noise = universal.run(subject, universal.Options(fit=options.fit, count=options.universal_count))
+    matrix = None
+    if len(subjects) > 1:
+        matrix = transfer.run(subjects, subjects, transfer.Options(eps=options.transfer_eps, count=options.count,
+                                                                   fit=options.fit))
+    return Result(curves, smallest, noise, matrix, options)
+
+
+def figures(result: Result) -> dict:
+    from kerascnn.plots import robustness as plots
+
+    lines = [c for r in result.curves for c in robustness.curves(r)]
+    out = {"curves.png": plots.robustness_curves(lines, f"Accuracy under linf attacks ({result.options.count} test images)",
+                                                 "linf")}
+    for norm, results in result.minimal.items():
+        out[f"minimal_{norm}.png"] = plots.norm_histogram({r.model: r.attack.distance for r in results}, norm,
+                                                          f"Smallest {norm} change of the prediction "
+                                                          f"({result.options.minimal_count} test images)")
+    out.update(universal.figures(result.universal))
+    if result.transfer is not None:
+        out.update(transfer.figures(result.transfer))
+    return out
+
+
+def table(result: Result):
+    from kerascnn.document import Table
+
+    eps = result.curves[0].options.eps
+    attacked = [e for e in eps if e > 0]
+    header = (["model", "clean"] + [f"PGD {e:g}" for e in attacked] + [f"FGSM {attacked[-1]:g}"]
+              + ["median L2", "median Linf", "checks"])
+    rows = []
+    for i, r in enumerate(result.curves):
+        pgd, fgsm = r.accuracy("pgd"), r.accuracy("fgsm")
+        failed = [k for k, ok in r.checks().items() if not ok]
+        rows.append([r.model, f"{r.clean_accuracy:.1%}"] + [f"{pgd[eps.index(e)]:.1%}" for e in attacked]
+                    + [f"{fgsm[-1]:.1%}", f"{result.minimal['l2'][i].attack.median():.3g}",
+                       f"{result.minimal['linf'][i].attack.median():.3g}",
+                       "passed" if not failed else "FAILED: " + ", ".join(failed)])
+    o = result.options
+    steps = result.curves[0].options.steps
+    return Table(header, rows, f"Accuracy under linf attacks on the first {o.count} test images (PGD-{steps}, step "
+                               f"eps/30, random start), and the median smallest perturbation (FMN) over "
+                               f"{o.minimal_count}: smaller counts than the commands' (kerascnn robustness, attack "
+                               f"minimal) so that the report stays quick",
+                 numeric=tuple(range(1, len(header) - 1)))
+
+
+def summary(result: Result) -> str:
+    parts = []
+    for i, r in enumerate(result.curves):
+        pgd = r.accuracy("pgd")
+        parts.append(f"{r.model} keeps {pgd[-1]:.0%} under PGD at eps {r.options.eps[-1]:g} (median minimal L2 "
+                     f"{result.minimal['l2'][i].attack.median():.2f})")
+    text = "; ".join(parts) + ". " + universal.summary(result.universal)
+    if result.transfer is not None:
+        text += " " + transfer.summary(result.transfer)
+    return text + f" (Counts: {result.options.count} images for the curves, {result.options.minimal_count} for minimal norms.)"
+
+
+def shipped_others(subject) -> tuple:
+    """On MNIST with the shipped cnn: the other shipped models present (cnn_bn, cnn_pgd)."""
+    from kerascnn import SAVED_MODELS
+
+    shipped = SAVED_MODELS.resolve()
+    if subject.path is None or subject.path.resolve().parent.parent != shipped or not subject.task.is_mnist:
+        return ()
+    return tuple(str(shipped / n) for n in ("cnn", "cnn_bn", "cnn_pgd")
+                 if (shipped / n / "model.keras").is_file() and shipped / n != subject.path.resolve().parent)

@@ -1,0 +1,68 @@
+"""The report's robustness section (experiments.robustness_study): several models' curves, minimal
+norms, the universal comparison and the transfer matrix, in a report of its own."""
+import json
+
+import numpy as np
+import pytest
+
+from kerascnn.experiments import robustness_study
+from tests.test_robustness import tiny_model
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory):
+    from kerascnn import store
+
+    folder = tmp_path_factory.mktemp("study")
+    paths = []
+    for name, seed in (("a", 6), ("b", 7)):
+        store.save_model(tiny_model(seed=seed), folder / f"{name}.keras")
+        paths.append(folder / f"{name}.keras")
+    return paths
+
+
+SMALL = {"count": 20, "minimal_count": 4, "fit": 40, "universal_count": 30}
+
+
+def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
+    import kerascnn.report as report_lib
+    from kerascnn.report import ReportConfig, build_report
+
+    plan = report_lib.plan
+    monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject)
+                                                                    if s[2] == "robustness_study"])
+    config = ReportConfig(out_dir=str(tmp_path / "r"), data_dir=str(idx_dir), model=str(two_models[0]),
+                          options={"robustness_study": SMALL | {"others": (str(two_models[1]),)}})
+    result = build_report(config)
+    numbers = result.numbers["robustness"]
+    assert numbers["models"] == ["a", "b"] and numbers["counts"] == {"curves": 20, "minimal": 4}
+    for name in ("a", "b"):
+        curve = numbers["robustness"][name]
+        assert curve["count"] == 20 and set(curve["checks"]) >= {"pgd_never_above_fgsm", "zero_at_huge_eps"}
+        assert set(numbers["minimal_median"]) == {"l2", "linf"}
+    assert numbers["transfer"]["sources"] == ["a", "b"]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<h2>Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer</h2>" in page
+    names = {p.name for p in result.figures}
+    assert {"robustness_curves.png", "robustness_minimal_l2.png", "robustness_universal.png",
+            "robustness_transfer_pgd.png"} <= names
+
+
+def test_other_shipped_models_join_only_the_shipped_cnn(two_models, idx_dir):
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+
+    assert robustness_study.shipped_others(Subject.load(two_models[0], Task(data_dir=str(idx_dir)))) == ()
+
+
+def test_one_model_has_no_transfer_matrix(two_models, idx_dir):
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+
+    subject = Subject.load(two_models[0], Task(data_dir=str(idx_dir)))
+    result = robustness_study.run(subject, robustness_study.Options(**SMALL))
+    assert result.transfer is None and set(robustness_study.figures(result)) == {
+        "curves.png", "minimal_l2.png", "minimal_linf.png", "universal.png"}
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["transfer"] is None and np.isfinite(data["minimal_median"]["l2"]["a"])
+    assert len(robustness_study.table(result).rows) == 1
