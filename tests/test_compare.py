@@ -6,9 +6,14 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from kerascnn import compare as study
-from kerascnn.compare import (Band, CompareConfig, RunRecord, aggregate, band, block_means,
-                              first_iteration_reaching, judge)
+from kerascnn import BadValue
+from kerascnn.experiments import compare as study
+from kerascnn.experiments.compare import Options
+from kerascnn.seeds import Band, RunRecord, aggregate, band, block_means, first_iteration_reaching
+from kerascnn.training import TrainConfig
+from kerascnn.verdict import judge
+
+FIGURES = ("curves_loss.png", "curves_accuracy.png", "test_accuracy.png")
 
 
 # ---------------------------------------------------------------------------- synthetic runs
@@ -61,7 +66,7 @@ def test_band_aligns_on_shared_iterations_and_ignores_nan():
 
 
 def test_aggregate_bands_and_summary_numbers():
-    result = aggregate(runs([0.990, 0.991, 0.992], [0.993, 0.994, 0.995]), {"val_every": 20})
+    result = aggregate(runs([0.990, 0.991, 0.992], [0.993, 0.994, 0.995]), {"train": {"val_every": 20}})
     for variant in (result.plain, result.batchnorm):
         assert set(variant.curves) == {"loss", "accuracy", "val_loss", "val_accuracy"}
         train, val = variant.curves["loss"], variant.curves["val_accuracy"]
@@ -150,9 +155,10 @@ def test_compare_trains_both_variants_then_reuses_finished_runs(tmp_path, idx_di
     for i, what in enumerate(["cnn seed 0", "cnn_bn seed 0", "cnn seed 1", "cnn_bn seed 1"], start=1):
         assert f"run {i}/4: {what}: training" in result.output
     assert "epoch 2/2:" in result.output
-    for name in ("compare.json", *study.FIGURES):
+    for name in ("result.json", *FIGURES):
         assert (out / name).stat().st_size > 0, name
-    d = json.loads((out / "compare.json").read_text())
+    assert set(study.figures(aggregate(runs([0.99], [0.99])))) == set(FIGURES)
+    d = json.loads((out / "result.json").read_text())
     assert [(r["name"], r["seed"]) for r in d["runs"]] == [("cnn", 0), ("cnn_bn", 0), ("cnn", 1), ("cnn_bn", 1)]
     assert all(r["iterations"] == 10 and 0 <= r["test_accuracy"] <= 1 for r in d["runs"])  # 2 x 150 images / 32
     for name in ("cnn", "cnn_bn"):
@@ -163,13 +169,13 @@ def test_compare_trains_both_variants_then_reuses_finished_runs(tmp_path, idx_di
         assert val["iteration"] == [5, 10] and len(val["mean"]) == len(val["min"]) == len(val["max"]) == 2
         assert all(lo <= m <= hi for lo, m, hi in zip(val["min"], val["mean"], val["max"]))
     assert d["verdict"]["sentence"] in result.output
-    assert d["recipe"]["seeds"] == 2 and d["recipe"]["subset"] == 200
+    assert d["recipe"]["seeds"] == 2 and d["recipe"]["train"]["subset"] == 200
     # run again: every run is reused, nothing retrained, same numbers
     again = CliRunner().invoke(cli, [str(a) for a in args])
     assert again.exit_code == 0, again.output
     assert again.output.count(": already done in ") == 4 and "training" not in again.output
     assert "4 runs (4 reused)" in again.output
-    assert json.loads((out / "compare.json").read_text())["variants"] == d["variants"]
+    assert json.loads((out / "result.json").read_text())["variants"] == d["variants"]
     # a changed recipe is not reused
     changed = CliRunner().invoke(cli, [str(a) for a in args[:-2] + ["--seeds", 1, "--lr-schedule", "constant",
                                                                     "--out", out]])
@@ -177,16 +183,23 @@ def test_compare_trains_both_variants_then_reuses_finished_runs(tmp_path, idx_di
     assert "run 1/2: cnn seed 0: training" in changed.output and "cannot tell" in changed.output
 
 
-def test_compare_refuses_bad_options_before_training(tmp_path):
-    result = CliRunner().invoke(cli, ["compare", "--seeds", "0", "--out", str(tmp_path / "never")])
-    assert result.exit_code != 0 and "--seeds" in result.output
+@pytest.mark.parametrize("args, flag", [(["--seeds", "0"], "--seeds"), (["--epochs", "0"], "--epochs"),
+                                        (["--val-every", "-1"], "--val-every"), (["--lr", "inf"], "--lr")])
+def test_compare_refuses_bad_options_before_training(tmp_path, args, flag):
+    result = CliRunner().invoke(cli, ["compare", *args, "--out", str(tmp_path / "never")])
+    assert result.exit_code == 2 and flag in result.output
     assert not (tmp_path / "never").exists()
 
 
-def test_compare_config_makes_one_folder_per_run(tmp_path):
-    config = CompareConfig(seeds=2, first_seed=3, out_dir=str(tmp_path))
+def test_compare_options_make_one_folder_per_run(tmp_path):
+    config = Options(train=TrainConfig(epochs=2, lr=5e-4), seeds=2, first_seed=3, out_dir=str(tmp_path))
     assert config.seed_list == [3, 4]
     tc = config.train_config(True, 4)
     assert tc.batchnorm and tc.seed == 4 and tc.out_dir.endswith("runs/cnn_bn_seed4")
+    assert (tc.epochs, tc.lr) == (2, 5e-4)  # the recipe is held, not copied field by field
     assert study.load_finished(tc) is None
     assert math.isclose(config.threshold, 0.98)
+    with pytest.raises(BadValue, match="^seeds: "):
+        Options(seeds=0).check()
+    with pytest.raises(BadValue, match="^epochs: "):
+        Options(train=TrainConfig(epochs=0)).check()

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
-from kerascnn.model import block_output_layer, build_model, has_batchnorm, layer_table
+from kerascnn.model import build_model, has_batchnorm, layer_table
+from kerascnn.subject import Subject
 
 
 def test_architecture_has_the_assignments_layers_and_parameters():
@@ -22,8 +24,9 @@ def test_batchnorm_goes_after_conv1_conv2_fc1_before_their_relu():
         assert names[i + 1: i + 3] == [f"{block}_bn", f"{block}_relu"]
         assert model.get_layer(block).activation.__name__ == "linear"
     assert has_batchnorm(model) and not has_batchnorm(build_model())
-    assert block_output_layer(model, "conv2") == "conv2_relu"
-    assert block_output_layer(build_model(), "conv2") == "conv2"
+    # "the output of conv2" is the rectified map: after batch norm and ReLU in cnn_bn
+    assert Subject(model, check=False).resolve_layer("conv2") == "conv2_relu"
+    assert Subject(build_model(), check=False).resolve_layer("conv2") == "conv2"
     # 4 values (gamma, beta, moving mean, moving variance) per channel or unit
     assert model.count_params() == 799_078 + 4 * (32 + 32 + 500)
 
@@ -44,6 +47,26 @@ def test_layer_table_matches_the_assignments_count():
     assert d["total_params"] == 799_078
     assert [layer["name"] for layer in d["layers"]][0] == "conv1"
     assert set(d["layers"][0]) == {"name", "output_shape", "params", "units", "macs"}
+
+
+@pytest.mark.parametrize("shape, classes", [((32, 32, 3), 5), ((20, 36, 1), 3)])
+def test_the_same_network_is_built_for_any_image_shape_and_class_count(shape, classes):
+    height, width, channels = shape
+    flat = (height // 4) * (width // 4) * 32
+    expected = {"conv1": 3 * 3 * channels * 32 + 32, "conv2": 3 * 3 * 32 * 32 + 32, "fc1": flat * 500 + 500,
+                "logits": 500 * classes + classes}
+    model = build_model(input_shape=shape, num_classes=classes)
+    assert model.input_shape == (None, *shape) and model.output_shape == (None, classes)
+    assert [layer.name for layer in model.layers[1:]] == ["conv1", "pool1", "conv2", "pool2", "flatten", "fc1",
+                                                          "logits"]
+    table = layer_table(model)
+    rows = {r.name: r for r in table.rows}
+    assert {name: rows[name].params for name in expected} == expected
+    assert table.total_params == sum(expected.values()) == model.count_params()
+    assert rows["conv1"].macs == height * width * 32 * 9 * channels
+    assert rows["flatten"].output_shape == (flat,)
+    out = model(np.zeros((2, *shape), np.float32))
+    assert out.shape == (2, classes)
 
 
 def test_mixed_precision_keeps_float32_logits():

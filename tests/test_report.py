@@ -3,32 +3,48 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from cli.main import cli
 from kerascnn import UserError
-from kerascnn.report import (Image, Paragraph, ReportConfig, Section, Table, build_report, render_html,
-                             render_markdown)
+from kerascnn.document import Image, Paragraph, Section, Table, render_html, render_markdown
+from kerascnn.report import ReportConfig, build_report
+from kerascnn.training import TrainConfig
+from tests.support import cli
 
-SECTIONS = ["The network", "Training, with and without batch norm", "Filters", "Activation maps", "Occlusion",
-            "Adversarial examples", "Beside the reference reports"]
+EXPERIMENTS = ["Test predictions", "Filters of conv1", "Filter 23 of conv2", "Activation maps",
+               "Occlusion of the first 7", "Occlusion of the first 9", "Adversarial: images from noise",
+               "Adversarial: look-alikes of a test image", "Adversarial: noise towards one class"]
+SECTIONS = ["The network", "Training", *EXPERIMENTS, "Beside the reference reports"]
 PNG = b"\x89PNG\r\n\x1a\n"
+#: The attacks shrunk so that a report takes seconds (the figures and tables are the same kind).
+SHRUNK = {"nontargeted": {"steps": 3}, "targeted": {"steps": 3}, "noise": {"steps": 3, "count": 2, "universal": 10}}
+#: The experiments these tests check; those added to the report since have tests of their own.
+CORE = ("evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise")
+
+
+@pytest.fixture(autouse=True)
+def core_plan(monkeypatch):
+    """The report's own plan less the experiments outside CORE, so that these tests stay seconds long
+    and their counts fixed (test_the_plan_keeps_the_assignments_experiments checks the whole plan)."""
+    import kerascnn.report as report_lib
+
+    plan = report_lib.plan
+    monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject) if s[2] in CORE])
 
 
 def quick(tmp_path, idx_dir, **kw) -> ReportConfig:
-    values = dict(out_dir=str(tmp_path / "report"), data_dir=str(idx_dir), nontargeted_steps=3, targeted_steps=3,
-                  noise_steps=3, noise_count=2, universal_count=10, universal_digit=0)
+    values = dict(out_dir=str(tmp_path / "report"), data_dir=str(idx_dir), options=SHRUNK)
     values.update(kw)
     return ReportConfig(**values)
 
 
-def check_documents(out, figures_expected: int):
+def check_documents(out, figures_expected: int, sections=SECTIONS, mnist=True):
     page = (out / "report.html").read_text()
     md = (out / "report.md").read_text()
-    positions = [page.index(f"<h2>{title}</h2>") for title in SECTIONS]
+    positions = [page.index(f"<h2>{title}</h2>") for title in sections]
     assert positions == sorted(positions), "sections out of order"
-    for title in SECTIONS:
+    for title in sections:
         assert f"## {title}" in md
     images = re.findall(r'<img src="([^"]+)"', page)
     assert len(images) == figures_expected
@@ -44,59 +60,131 @@ def check_documents(out, figures_expected: int):
     assert len(linked) == figures_expected
     for name in linked:
         assert (out / name).read_bytes()[:8] == PNG
-    for word in ("799,078", "98.92%", "99.05%", "99.20%"):
-        assert word in page and word in md
+    # the folder holds exactly the documents and their figures (and its ownership marker)
+    assert {p.name for p in out.iterdir() if p.is_file()} == {"report.html", "report.md", ".kerascnn.json", *linked}
+    for word in ("98.92%", "99.05%", "99.20%"):  # the reference reports' numbers, on MNIST only
+        assert (word in page and word in md) == mnist
     return page, md
 
 
 def test_report_end_to_end_on_a_tiny_model(tmp_path, idx_dir, tiny_model_path):
-    config = quick(tmp_path, idx_dir, model_dir=str(tiny_model_path), bn_model_dir=str(tiny_model_path))
+    config = quick(tmp_path, idx_dir, model=str(tiny_model_path), bn_model=str(tiny_model_path))
     lines = []
     result = build_report(config, progress=lines.append)
     out = tmp_path / "report"
     assert result.sections == SECTIONS
-    # 2 occlusion grids + 2 maps, predictions, confusion, 2 filters, activations, 4 attacks; no curves (no steps.csv)
+    # predictions, confusion, 2 filters, activations, 2 occlusion grids + 2 maps, 4 attacks; no curves (no steps.csv)
     page, md = check_documents(out, 13)
-    assert len(result.figures) == 13
+    assert len(result.figures) == 13 and all(p.parent == out and p.is_file() for p in result.figures)
+    assert result.html == out / "report.html" and result.markdown == out / "report.md"
+    assert "799,078" in page and "799,078" in md
     assert "no steps.csv beside" in page
-    assert sum(bool(re.match(r"\[\d/7\] ", line)) for line in lines) == 7
-    for section in ("network", "training", "attacks", "total"):
-        assert result.seconds[section] >= 0
+    assert [line for line in lines if re.match(r"\[\d/3\] ", line) and "experiment" not in line] == [
+        "[1/3] the models and their training", "[3/3] writing report.html and report.md"]
+    assert [line for line in lines if line.startswith("[2/3] experiment")] == [
+        f"[2/3] experiment {i}/9: {title}" for i, title in enumerate(EXPERIMENTS, start=1)]
+    assert set(result.seconds) == set(result.numbers) | {"total"} and min(result.seconds.values()) >= 0
     # the occlusion tables carry the reference report's numbers for the 7 and the 9
     assert "0.1734" in page and "0.0097" in page
-    assert result.numbers["network"]["params"] == 799_078
+    # the numbers are the experiments' own JSON: the report and the commands agree
+    assert result.numbers["evaluation"]["count"] == 200
+    assert len(result.numbers["occlusion_7"]["positions"]) == 9
+    assert result.numbers["nontargeted"]["count"] == 10 and result.numbers["noise"]["count"] == 2
 
 
 def test_report_with_retrain_has_the_curves(tmp_path, idx_dir):
-    config = quick(tmp_path, idx_dir, retrain=True, epochs=1, batch_size=32, val_size=100, precision="fp32")
+    config = quick(tmp_path, idx_dir, retrain=True,
+                   train=TrainConfig(epochs=1, batch_size=32, val_size=100, precision="fp32"))
     result = build_report(config)
     out = tmp_path / "report"
     page, _ = check_documents(out, 17)  # + loss and accuracy curves of both models
     assert (out / "models" / "cnn" / "model.keras").is_file() and (out / "models" / "cnn_bn" / "steps.csv").is_file()
     assert "no steps.csv" not in page
     assert json.loads((out / "models" / "cnn_bn" / "metrics.json").read_text())["batchnorm"] is True
-    assert set(result.numbers["test_accuracy"]) == {"cnn", "cnn_bn"}
+    for name in ("cnn", "cnn_bn"):  # both models in the training table, with their own test accuracy
+        accuracy = json.loads((out / "models" / name / "metrics.json").read_text())["test_accuracy"]
+        assert re.search(rf"<td>{name}</td>.*?{100 * accuracy:.2f}%", page, re.S)
+    assert f"models: cnn = {out / 'models' / 'cnn' / 'model.keras'}" in page
+    assert result.numbers["evaluation"]["accuracy"] == pytest.approx(
+        json.loads((out / "models" / "cnn" / "metrics.json").read_text())["test_accuracy"])
 
 
 def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
-    from kerascnn import compare as study
+    from cli.common import emit
+    from kerascnn.experiments import compare
+    from kerascnn.seeds import aggregate
     from tests.test_compare import fake_run
 
     runs = [fake_run(bn, s, 0.99 + 0.001 * s) for bn in (False, True) for s in range(2)]
-    result = study.aggregate(runs, {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine", "val_every": 20})
-    study.save(result, tmp_path / "cmp")
-    config = quick(tmp_path, idx_dir, model_dir=str(tiny_model_path), bn_model_dir=str(tiny_model_path),
-                   compare_dir=str(tmp_path / "cmp"), nontargeted_steps=1, targeted_steps=1, noise_steps=1)
+    result = aggregate(runs, {"train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine"}, "seeds": 2})
+    emit(compare, result, tmp_path / "cmp", "compare")  # what `kerascnn compare` writes
+    config = quick(tmp_path, idx_dir, model=str(tiny_model_path), bn_model=str(tiny_model_path),
+                   compare_dir=str(tmp_path / "cmp"),
+                   options={name: values | {"steps": 1} for name, values in SHRUNK.items()})
     build_report(config)
     page, md = check_documents(tmp_path / "report", 16)
     assert result.verdict.sentence in page and "compare_curves_accuracy.png" in md
+    assert "kerascnn compare: 2 epochs, batch 16, lr schedule cosine" in page
+
+
+def test_report_on_another_task_names_its_classes(tmp_path):
+    import keras
+
+    from kerascnn import sources
+
+    names = ["zebra", "apple", "mango", "kiwi", "plum"]
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 20), ("test", 15)):
+        sources.write_image_folder(tmp_path / "fruit", rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+                                   np.arange(count) % 5, names, split)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="look"),
+                              keras.layers.MaxPooling2D(name="shrink"), keras.layers.Conv2D(6, 3, name="again"),
+                              keras.layers.Flatten(name="flat"), keras.layers.Dense(5, activation="softmax",
+                                                                                    name="answer")])
+    model.save(tmp_path / "fruit.keras")
+    config = ReportConfig(out_dir=str(tmp_path / "report"), data_dir=str(tmp_path / "fruit"),
+                          model=str(tmp_path / "fruit.keras"), options=SHRUNK)
+    result = build_report(config)
+    ordered = sorted(names)  # class folders in sorted order: apple is class 0, kiwi class 1
+    experiments = ["Test predictions", "Filters of look", "Filter 0 of again", "Activation maps",
+                   f"Occlusion of the first {ordered[0]}", f"Occlusion of the first {ordered[1]}", *EXPERIMENTS[-3:]]
+    assert result.sections == ["The network", "Training", *experiments]  # no reference reports: not MNIST
+    page, md = check_documents(tmp_path / "report", 13, result.sections, mnist=False)
+    assert "(32, 32, 3) images to 5 classes (a final softmax, read through to its logits)" in page
+    assert f"data: fruit, (32, 32, 3), 5 classes" in page
+    for name in names:  # every class by name in the evaluation table
+        assert f"<td>{name}</td>" in page
+    assert result.numbers["evaluation"]["class_names"] == ordered
+    assert result.numbers["evaluation"]["count"] == 15
+
+
+def test_the_plan_keeps_the_assignments_experiments(idx_dir, tiny_model_path, monkeypatch):
+    import kerascnn.report as report_lib
+    from kerascnn.subject import Subject
+    from kerascnn.tasks import Task
+
+    monkeypatch.undo()  # the whole plan
+    task = Task(data_dir=str(idx_dir))
+    steps = report_lib.plan(task, Subject.load(tiny_model_path, task))
+    core = [(title, options) for _, title, name, options in steps if name in CORE]
+    assert [title for title, _ in core] == EXPERIMENTS  # in this order, whatever else joins them
+    options = dict(core)
+    assert (options["Filter 23 of conv2"].layer, options["Filter 23 of conv2"].filter) == ("conv2", 23)
+    for digit in (7, 9):  # the reference report's two images, with their sensitivity maps
+        occlusion = options[f"Occlusion of the first {digit}"]
+        assert occlusion.pick.class_name == str(digit) and occlusion.map
+    assert len({section_id for section_id, *_ in steps}) == len(steps)  # one id (and figure prefix) each
 
 
 def test_report_cli_refuses_a_missing_model_before_work(tmp_path):
-    result = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "r"), "--model", str(tmp_path / "none")])
-    assert result.exit_code != 0 and "model not found" in result.output
-    with pytest.raises(UserError, match="compare.json"):
+    result = cli("report", "--out", tmp_path / "r", "--model", tmp_path / "none")
+    assert result.exit_code == 2 and "--model" in result.output and "does not exist" in result.output
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(UserError, match="result.json"):
         ReportConfig(compare_dir=str(tmp_path)).check()
+    with pytest.raises(UserError, match="no experiment 'occlude'"):
+        ReportConfig(options={"occlude": {"patch": 3}}).check()
 
 
 def test_report_cli_runs(tmp_path, idx_dir, tiny_model_path, monkeypatch):
@@ -104,16 +192,17 @@ def test_report_cli_runs(tmp_path, idx_dir, tiny_model_path, monkeypatch):
 
     # the CLI builds the default config; shrink the attacks so that the test stays fast
     config = report_lib.ReportConfig
-    monkeypatch.setattr(report_lib, "ReportConfig", lambda **kw: config(
-        **kw, nontargeted_steps=2, targeted_steps=2, noise_steps=2, universal_count=10))
+    monkeypatch.setattr(report_lib, "ReportConfig", lambda **kw: config(**kw, options=SHRUNK))
     folder = tmp_path / "run"
     folder.mkdir()
     shutil.copy(tiny_model_path, folder / "model.keras")
-    result = CliRunner().invoke(cli, ["report", "--out", str(tmp_path / "r"), "--model", str(folder),
-                                      "--bn-model", str(tiny_model_path), "--data-dir", str(idx_dir)])
+    result = cli("report", "--out", tmp_path / "r", "--model", folder, "--bn-model", tiny_model_path,
+                 "--data-dir", idx_dir)
     assert result.exit_code == 0, result.output
-    assert "[7/7]" in result.output and "report written" in result.output
+    assert "[3/3]" in result.output and "report written" in result.output
     assert (tmp_path / "r" / "report.html").stat().st_size > 100_000
+    assert f"models: run = {folder / 'model.keras'}; model = {tiny_model_path}" in (
+        tmp_path / "r" / "report.html").read_text()
 
 
 def test_rendering_escapes_text_and_aligns_numbers():

@@ -1,11 +1,13 @@
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from kerascnn import UserError, store
-from kerascnn.training import (FusedAdam, StepRecorder, TrainConfig, TrainingInterrupted, train)
+from kerascnn import BadValue, store
+from kerascnn.custom import FusedAdam, StepRecorder
+from kerascnn.training import TrainConfig, TrainingInterrupted, train
 
 
 def test_fused_adam_matches_keras_adam():
@@ -135,11 +137,13 @@ def test_a_different_recipe_starts_afresh(tmp_path, idx_dir):
     assert result.resumed_from == 0
 
 
-@pytest.mark.parametrize("field,value,message", [("epochs", 0, "--epochs"), ("batch_size", -1, "--batch-size"),
-                                                 ("lr", 0.0, "--lr"), ("precision", "fp8", "--precision")])
-def test_bad_config_is_refused_before_work(tmp_path, field, value, message):
-    with pytest.raises(UserError, match=message):
+@pytest.mark.parametrize("field,value", [("epochs", 0), ("batch_size", -1), ("lr", 0.0), ("lr", float("nan")),
+                                         ("precision", "fp8"), ("val_size", 0), ("subset", 1)])
+def test_bad_config_is_refused_before_work(tmp_path, field, value):
+    # the library names its parameters (the CLI maps them to flags: test_train.py)
+    with pytest.raises(BadValue, match=f"^{field}: ") as error:
         train(TrainConfig(out_dir=str(tmp_path / "never"), **{field: value}))
+    assert error.value.param == field
     assert not (tmp_path / "never").exists()
 
 
@@ -156,3 +160,58 @@ def test_cosine_schedule_decays_from_lr_to_zero_over_the_run():
     assert TrainConfig(epochs=2).resume_key() != TrainConfig(epochs=3).resume_key()
     assert (TrainConfig(epochs=2, lr_schedule="constant").resume_key()
             == TrainConfig(epochs=3, lr_schedule="constant").resume_key())
+
+
+def test_shuffled_batches_depend_only_on_seed_and_epoch():
+    import tensorflow as tf
+
+    from kerascnn.pipelines import shuffled_batches
+
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    labels = np.arange(10, dtype=np.int64)
+
+    def epoch_order(seed, epoch):
+        var = tf.Variable(epoch, dtype=tf.int64)
+        ds = shuffled_batches(images, labels, 4, seed, var)
+        assert int(ds.cardinality()) == 3
+        return np.concatenate([y.numpy() for _, y in ds])
+
+    first = epoch_order(0, 0)
+    assert sorted(first) == list(range(10))  # every image once per epoch
+    np.testing.assert_array_equal(first, epoch_order(0, 0))
+    assert not np.array_equal(first, epoch_order(0, 1))
+    assert not np.array_equal(first, epoch_order(1, 0))
+    # the epoch is read each time the pipeline is iterated: a resumed run sees the same order
+    var = tf.Variable(0, dtype=tf.int64)
+    ds = shuffled_batches(images, labels, 4, 0, var)
+    var.assign(1)
+    np.testing.assert_array_equal(np.concatenate([y.numpy() for _, y in ds]), epoch_order(0, 1))
+    # images and labels stay paired
+    for x, y in shuffled_batches(images, labels, 4, 0, var):
+        np.testing.assert_array_equal(x.numpy().reshape(-1), y.numpy())
+
+
+def test_default_out_dirs_never_name_the_shipped_models(tmp_path, idx_dir):
+    from kerascnn.tasks import Task
+    from kerascnn.training import default_out_dir
+
+    assert default_out_dir(Task(), False) == Path("runs/cnn")
+    assert default_out_dir(Task(), True) == Path("runs/cnn_bn")
+    assert default_out_dir(Task("cifar10"), False) == Path("runs/cifar10_cnn")
+    assert default_out_dir(Task(data_dir=str(idx_dir)), True) == Path(f"runs/{idx_dir.name}_cnn_bn")
+    assert TrainConfig().resolved_out_dir() == Path("runs/cnn")
+    assert TrainConfig(out_dir=str(tmp_path)).resolved_out_dir() == tmp_path
+
+
+def test_a_diverging_run_stops_at_its_first_non_finite_step_and_saves_nothing(tmp_path, idx_dir, monkeypatch):
+    from kerascnn import training
+    from kerascnn.callbacks import TrainingDiverged
+
+    # An infinite learning rate: step 1's loss is computed with the initial weights (finite), its
+    # update makes them infinite, so step 2 is the first whose loss is not finite.
+    monkeypatch.setattr(training, "learning_rate", lambda config, steps_per_epoch: float("inf"))
+    with pytest.raises(TrainingDiverged) as error:
+        train(config(tmp_path, idx_dir, epochs=2, steps_per_execution=8), verbose=0)
+    assert "epoch 1, step 2" in str(error.value) and "smaller lr" in str(error.value)
+    out = tmp_path / "run"
+    assert not (out / "model.keras").exists() and not (out / "metrics.json").exists()
