@@ -31,7 +31,7 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     from kerascnn.experiments import activations as experiment
 
     names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
-    subject = subject()
+    subject = subject(command="activations")
     result = experiment.run(subject, experiment.Options(pick, names))
     emit(experiment, result, out_dir, "activations", force=force, as_json=as_json, protect=[subject.path])
 

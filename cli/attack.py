@@ -89,7 +89,7 @@ def nontargeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_js
     --confidence; the run ends when all have, or after --steps. Writes nontargeted.png, images.npy
     and result.json (per class: target, predicted, probability, steps used, success).
     """
-    subject = subject()
+    subject = subject(command="attack nontargeted")
     options = nontargeted_exp.Options(classes=classes, steps=steps, lr=lr, optimizer=optimizer,
                                       confidence=confidence, seed=seed, clip=clip)
     _run(nontargeted_exp, subject, options, "nontargeted", out_dir, force, as_json, "nontargeted")
@@ -121,7 +121,7 @@ def targeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json,
 
     Writes targeted.png (the guide and the results), images.npy and result.json.
     """
-    subject = subject()
+    subject = subject(command="attack targeted")
     options = targeted_exp.Options(guide=guide, index=index, classes=classes, beta=beta, steps=steps, lr=lr,
                                    optimizer=optimizer, seed=seed, clip=clip)
     _run(targeted_exp, subject, options, f"targeted, beta {beta:g}", out_dir, force, as_json, "targeted",
@@ -168,7 +168,7 @@ def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, ta
     """
     if sum(v is not None for v in (source_class, digit, index, image_file)) > 1:
         raise click.UsageError("choose at most one of --class, --digit, --index or --image")
-    subject = subject()
+    subject = subject(command="attack noise")
     options = noise_exp.Options(target=target, source_class=source_class if digit is None else str(digit),
                                 index=index, image=image_file, count=count, steps=steps, lr=lr, optimizer=optimizer,
                                 confidence=confidence, beta=beta, universal=universal, seed=seed, clip=clip, norm=norm)
@@ -206,7 +206,7 @@ def minimal(subject, norm, target, count, steps, out_dir, force, as_json):
     \b
     Example:  kerascnn attack minimal --model saved_models/cnn_bn --norm linf
     """
-    subject = subject()
+    subject = subject(command="attack minimal")
     options = minimal_exp.Options(norm=norm, target=target, count=count, steps=steps)
     _run(minimal_exp, subject, options, f"minimal {norm}", out_dir, force, as_json, "minimal")
 
@@ -240,6 +240,6 @@ def universal(subject, target, norm, eps, fit, count, epochs, seed, out_dir, for
     fraction predicted as --target, turned into it (of those not already predicted so), changed.
     Writes universal.png, universal_noise.npy, one_image_noise.npy and result.json (per class too).
     """
-    subject = subject()
+    subject = subject(command="attack universal")
     options = universal_exp.Options(target=target, norm=norm, eps=eps, fit=fit, count=count, epochs=epochs, seed=seed)
     _run(universal_exp, subject, options, "universal", out_dir, force, as_json, "universal", show_done=False)

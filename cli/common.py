@@ -162,12 +162,16 @@ def subject_options(func):
                        "Default: the pretrained saved_models/cnn for MNIST; runs/<dataset>_cnn otherwise.")
     @functools.wraps(func)
     def wrapper(*args, model_path, dataset, data_dir, **kwargs):
-        return func(*args, subject=functools.partial(build_subject, model_path, dataset, data_dir), **kwargs)
+        return func(*args, subject=functools.partial(build_subject, model_path, dataset, data_dir,
+                                                     out_dir=kwargs.get("out_dir"), force=kwargs.get("force", False)),
+                    **kwargs)
     return wrapper
 
 
-def build_subject(model_path, dataset: str, data_dir):
-    """The Subject of a command: the model (default: the task's pretrained or trained one) and its task."""
+def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool = False, command: str | None = None):
+    """The Subject of a command: the model (default: the task's pretrained or trained one) and its
+    task. Given the command's --out and its name (as emit will mark the folder), the output folder's
+    refusals come now, before any work: a refused --out costs nothing."""
     quiet_tensorflow()
     from kerascnn.subject import Subject
     from kerascnn.tasks import Task
@@ -179,7 +183,12 @@ def build_subject(model_path, dataset: str, data_dir):
         if not (Path(model_path) / "model.keras").is_file():
             raise UserError(f"no model for {task.name}: pass --model, or train one first with "
                             f"`kerascnn train {task_args(dataset, data_dir)}` (it writes {model_path}/)")
-    return Subject.load(model_path, task)
+    subject = Subject.load(model_path, task)
+    if out_dir is not None and command is not None:
+        from kerascnn.outputs import check_output_folder
+
+        check_output_folder(out_dir, command, force=force, protect=[subject.path])
+    return subject
 
 
 def task_args(dataset: str, data_dir) -> str:

@@ -20,7 +20,7 @@ def evaluate(subject, out_dir, force, as_json):
     from cli.common import emit
     from kerascnn.experiments import evaluation as experiment
 
-    subject = subject()
+    subject = subject(command="evaluate")
     result = experiment.run(subject, experiment.Options())
     click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
     emit(experiment, result, out_dir, "evaluate", force=force, as_json=as_json, protect=[subject.path],

@@ -88,7 +88,7 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
     mode = "faithfulness" if faithfulness else ("attack" if attack else None)
     if mode and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         out_dir = f"{out_dir}-{mode}"
-    subject = subject()
+    subject = subject(command="explain", out_dir=out_dir)
     if faithfulness:
         options = faith.Options(settings=settings, **{k: v for k, v in (("count", count), ("randomise", randomise))
                                                       if v is not None})

@@ -59,7 +59,7 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     chosen = None if filter_ == "all" else int(filter_)
     if maximize and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         out_dir = f"{out_dir}-maximize"
-    subject = subject()
+    subject = subject(command="filters")
     if maximize:
         experiment = maximizing
         result = experiment.run(subject, MaximizeOptions(layer, chosen, steps=steps))

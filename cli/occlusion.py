@@ -46,7 +46,7 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
 
     if label is not None and pick.image is None:
         raise click.UsageError("--label is only for --image: a test image has its own label")
-    subject = subject()
+    subject = subject(command="occlude")
     follow = None if label is None else subject.task.class_index(label, "label")
     options = Options(pick=pick, label=follow, patch=patch, stride=stride, fill=fill, map=draw_map)
     result = experiment.run(subject, options)

@@ -78,7 +78,7 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
     from cli.common import emit
     from kerascnn.experiments import robustness as experiment
 
-    subject = subject()
+    subject = subject(command="robustness")
     options = Options(attacks=attacks, norm=norm, eps=eps, steps=steps, step_fraction=step_fraction,
                       restarts=restarts, count=count, sanity=sanity, seed=seed)
     with progress_bar(f"robustness ({norm})", steps * restarts) as progress:

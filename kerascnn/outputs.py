@@ -50,11 +50,7 @@ def output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
     (`.<name>.partial-*`, `.<name>.old-*` of dead pids) are cleaned up on entry.
     """
     given, out = _resolve(out)
-    if out == out.parent:
-        raise UserError(f"output folder {given} is the root of the file system: choose another")
-    _refuse_protected(out, given, protect)
-    _clean_leftovers(out)
-    existed = _inspect(out, command, given, force) != "missing"
+    existed = _refusals(given, out, command, force, protect) != "missing"
     outcome = f"{given} was left as it was" if existed else "nothing was written"
     with store.os_errors(f"creating folder {out.parent}", outcome):
         created = _make_parents(out.parent)
@@ -81,6 +77,22 @@ def output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
             shutil.rmtree(tmp, ignore_errors=True)
         if not out.exists():
             _remove_empty(created)
+
+
+def check_output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
+                        protect: Iterable[str | os.PathLike] = ()) -> None:
+    """The refusals of `output_folder`, before any work: a command calls it first so that a
+    refused --out costs nothing (output_folder checks again when it writes)."""
+    given, resolved = _resolve(out)
+    _refusals(given, resolved, command, force, protect)
+
+
+def _refusals(given: str, out: Path, command: str, force: bool, protect) -> str:
+    if out == out.parent:
+        raise UserError(f"output folder {given} is the root of the file system: choose another")
+    _refuse_protected(out, given, protect)
+    _clean_leftovers(out)
+    return _inspect(out, command, given, force)
 
 
 class FolderLock:

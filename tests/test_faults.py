@@ -439,3 +439,28 @@ def test_a_killed_report_leaves_the_previous_one_and_the_next_run_cleans_up(plac
     again = run(report, monkeypatch, model, idx_dir, out)
     assert again.exit_code == 0, again.output
     assert sorted(os.listdir(work)) == ["out"]
+
+
+EXPERIMENT_COMMANDS = [c for c in COMMANDS if c.reads_model and c.name not in ("export", "report", "transfer")]
+
+
+@pytest.mark.parametrize("command", EXPERIMENT_COMMANDS, ids=str)
+def test_a_refused_out_is_refused_before_any_work(command, place, idx_dir, monkeypatch):
+    """The refusal comes when the model is loaded, before the experiment runs: emit (which writes
+    after the run) is never reached, so a refused --out costs no attack steps."""
+    import cli.common
+
+    def reached(*args, **kwargs):
+        raise AssertionError("the experiment ran before --out was refused")
+
+    for module in ("cli.activations", "cli.attack", "cli.evaluation", "cli.explain", "cli.filters",
+                   "cli.occlusion", "cli.robustness"):
+        monkeypatch.setattr(f"{module}.emit", reached, raising=False)
+    monkeypatch.setattr(cli.common, "emit", reached)
+    model, work = place
+    out = work / "out"
+    out.mkdir()
+    (out / FOREIGN).write_text("mine")
+    result = run(command, monkeypatch, model, idx_dir, out)
+    line = error_line(result, exit_code=1)
+    assert "was not written by kerascnn" in line and "ran before" not in result.output, line
