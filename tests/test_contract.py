@@ -480,7 +480,38 @@ def test_every_experiment_on_a_model_is_covered_here():
     import tests.test_contract_explain as explained  # the explanation experiments' part of this contract
 
     covered = {"evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise",
-               "explain", "faithfulness", "explain_attack", "maximize"}
+               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study"}
     assert set(ON_A_MODEL) == covered
     for name in ON_A_MODEL:
         assert any(g.startswith(f"test_{name}") for g in (*globals(), *vars(explained)))
+
+
+def test_robustness_study(case, tmp_path):
+    """The report's robustness section on both models: the clean accuracy of each curve, the minimal
+    perturbations and the universal noise re-predicted by the raw model; transfer between two models."""
+    from kerascnn import store
+    from kerascnn.experiments import robustness_study as experiment
+
+    other = tmp_path / "other.keras"
+    store.save_model(case.model, other)
+    options = experiment.Options(others=(str(other),), count=10, minimal_count=4, fit=10, universal_count=10)
+    result = experiment.run(case.subject, options)
+    count = min(10, len(case.y_test))
+    clean = case.probabilities(case.x_test[:count]).argmax(1) == case.y_test[:count]
+    for curve in result.curves:  # the subject and its saved twin: the same clean accuracy
+        assert curve.clean_correct.tolist() == clean.tolist()
+        for attack, correct in curve.correct.items():
+            assert not np.any(correct & ~clean), attack  # an attacked image is never right where the clean one is wrong
+    for norm, results in result.minimal.items():
+        for r in results:
+            m = r.attack
+            q = case.probabilities(m.images)
+            np.testing.assert_allclose(m.probabilities, q, atol=1e-5)
+            assert m.images.min() >= 0 and m.images.max() <= 1
+            assert m.success.tolist() == (q.argmax(1) != m.labels).tolist()
+    fitted = result.universal.fitted
+    np.testing.assert_allclose(fitted.noisy_probabilities, case.probabilities(fitted.noisy), atol=1e-5)
+    assert result.transfer is not None
+    names = case.class_names
+    d = check_protocol(experiment, result, case, names_in_titles=[f"{names[result.universal.fit.target]}"])
+    assert d["models"] == result.names and len(d["models"]) == 2

@@ -20,7 +20,7 @@ import numpy as np
 
 from kerascnn import BadValue
 from kerascnn.attacks.pgd import STEP_FRACTION
-from kerascnn.experiments.common import model_label
+from kerascnn.experiments.common import class_name, model_label
 
 
 @dataclass
@@ -55,11 +55,16 @@ class Result:
     pgd_accuracy: np.ndarray         # (S, E) accuracy on PGD examples made on the source
     universal_turned: np.ndarray     # (S, E) fraction turned into the target by the source's universal noise
     target: int
+    class_names: tuple | None = None
+
+    @property
+    def target_name(self) -> str:
+        return class_name(self.class_names, self.target)
 
     def to_dict(self) -> dict:
         o = self.options
         return {"sources": self.sources, "evals": self.evals, "norm": o.norm, "eps": o.eps, "count": o.count,
-                "target": self.target, "clean_accuracy": dict(zip(self.evals, self.clean_accuracy.tolist())),
+                "target": self.target, "target_name": self.target_name, "clean_accuracy": dict(zip(self.evals, self.clean_accuracy.tolist())),
                 "pgd_accuracy": {s: dict(zip(self.evals, row)) for s, row in zip(self.sources, self.pgd_accuracy.tolist())},
                 "universal_turned": {s: dict(zip(self.evals, row))
                                      for s, row in zip(self.sources, self.universal_turned.tolist())},
@@ -94,7 +99,7 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
             pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples).argmax(axis=1) == labels))
             turned[i, j] = attacks.universal(evaluated.logits_model, noise, images, labels, target).fraction_turned or 0.0
     return Result(options, [model_label(s) for s in sources], [model_label(s) for s in evals], clean, pgd_accuracy,
-                  turned, target)
+                  turned, target, task.class_names)
 
 
 def figures(result: Result) -> dict:
@@ -104,7 +109,7 @@ def figures(result: Result) -> dict:
     return {"transfer_pgd.png": plots.transfer_matrix(result.pgd_accuracy, result.sources, result.evals,
                                                       f"Accuracy on PGD-{o.steps} examples, {o.norm} eps {o.eps:g}"),
             "transfer_universal.png": plots.transfer_matrix(result.universal_turned, result.sources, result.evals,
-                                                            f"Turned into {result.target} by universal noise, "
+                                                            f"Turned into {result.target_name} by universal noise, "
                                                             f"{o.norm} eps {o.eps:g}")}
 
 
@@ -117,7 +122,7 @@ def table(result: Result):
             for i, s in enumerate(result.sources)]
     rows.append(["(clean)"] + [f"{v:.1%}" for v in result.clean_accuracy] + ["-"] * len(result.evals))
     return Table(header, rows, f"Transfer at {o.norm} eps {o.eps:g} on the first {o.count} test images: accuracy "
-                               f"on PGD examples made on each row's model; fraction turned into {result.target} by "
+                               f"on PGD examples made on each row's model; fraction turned into {result.target_name} by "
                                f"its universal noise (diagonal: white-box)", numeric=tuple(range(1, len(header))))
 
 
