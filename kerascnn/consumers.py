@@ -5,7 +5,6 @@ the LiteRT interpreter. Each returns {"logits": (N, K), "probabilities": (N, K)}
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import warnings
 from pathlib import Path

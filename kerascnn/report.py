@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Callable
 
 from kerascnn import UserError, __version__
-from kerascnn.document import Image, Paragraph, Row, Section, Table, render_html, render_markdown
+from kerascnn.document import Image, Paragraph, Row, Section, render_html, render_markdown
 from kerascnn.tasks import Pick, Task
 from kerascnn.training import TrainConfig
 
-#: Side-by-side accuracy curves start no lower than this: the models differ near the top.
-ACCURACY_FLOOR = 0.95
 #: An experiment's table longer than this is left out of the report (the command prints it).
 MAX_TABLE_ROWS = 16
 
@@ -127,13 +125,15 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
 
 def experiment_section(section_id: str, title: str, module, result, figures) -> Section:
     """One experiment as a section: its summary, its figures (saved as <id>_<name>) and its table."""
+    from kerascnn.plots.common import close_figures
+
     drawn = module.figures(result)
     try:
         # a row of maps (wide) is not set beside a table
         wide = any(fig.get_figwidth() > 2 * fig.get_figheight() for fig in drawn.values())
         images = [figures.add(fig, f"{section_id}_{name}", f"{title}: {name}") for name, fig in drawn.items()]
     finally:  # a failed save (a full disk) leaves none of them open
-        _close(drawn.values())
+        close_figures(drawn.values())
     table = module.table(result)
     blocks = [Paragraph(module.summary(result), note=True)]
     if len(table.rows) > MAX_TABLE_ROWS:  # a long table (e.g. 32 filters) reads better in result.json
@@ -141,13 +141,6 @@ def experiment_section(section_id: str, title: str, module, result, figures) -> 
             f"({table.caption}: {len(table.rows)} rows, left out here; the command prints them.)")])
     blocks += [Row([images[0], table])] if len(images) == 1 and len(table.rows) <= 12 and not wide else images + [table]
     return Section(section_id, title, blocks)
-
-
-def _close(figs) -> None:
-    import matplotlib.pyplot as plt
-
-    for fig in figs:
-        plt.close(fig)
 
 
 class Figures:
@@ -213,57 +206,6 @@ def _train_models(config: ReportConfig, out: Path, progress) -> list[Model]:
     return models
 
 
-def training_section(models: list[Model], figures: Figures, compare_dir) -> Section:
-    from kerascnn import plots
-    from kerascnn.compare_section import compare_blocks
-
-    def recipe(m: Model) -> list:
-        metrics = m.metrics or {}
-        seconds = metrics.get("train_seconds")
-        return [m.name, "yes" if metrics.get("batchnorm") else ("no" if m.metrics else "—"), metrics.get("epochs"),
-                metrics.get("batch_size"), metrics.get("lr_schedule"), metrics.get("seed"),
-                None if seconds is None else f"{seconds:.0f} s", f"{100 * m.test.accuracy:.2f}%", f"{m.test.loss:.4f}"]
-
-    blocks = [Table(["model", "batch norm", "epochs", "batch", "lr schedule", "seed", "training time", "test accuracy",
-                     "test loss"], [recipe(m) for m in models], f"On the {models[0].test.count:,} test images (evaluated now)",
-                    numeric=(2, 3, 5, 6, 7, 8))]
-    if len(models) == 2 and not compare_dir:
-        a, b = models
-        blocks.append(Paragraph(f"{b.name} against {a.name}: {100 * (b.test.accuracy - a.test.accuracy):+.2f} points, "
-                                f"from one training run each; the spread between seeds is of the same order, so this "
-                                f"alone cannot say which recipe is better (`kerascnn compare` decides over seeds).",
-                                note=True))
-    with_steps = [m for m in models if m.steps]
-    for key, draw, what in (("loss", plots.loss_curves, "cross-entropy loss"), ("accuracy", plots.accuracy_curves, "accuracy")):
-        drawn = [(m, draw(m.steps, f"{m.name}: {what}")) for m in with_steps]
-        try:
-            _same_y_range([fig for _, fig in drawn], floor=ACCURACY_FLOOR if key == "accuracy" else None)
-            if drawn:
-                blocks.append(Row([figures.add(fig, f"{m.name}_{key}.png", f"{m.name}: {what} per iteration; dotted: "
-                                                                           f"epoch ends.") for m, fig in drawn]))
-        finally:
-            _close(fig for _, fig in drawn)
-    for m in models:
-        if not m.steps:
-            blocks.append(Paragraph(f"{m.name}: no steps.csv beside {m.subject.path}, so no training curves."))
-    if compare_dir:
-        blocks += compare_blocks(Path(compare_dir), figures)
-    return Section("training", "Training", blocks)
-
-
-def _same_y_range(figs, floor: float | None = None) -> None:
-    """The same y range on the first axes of every figure (the union, its bottom raised to `floor`
-    at most while every curve ends above it), so that side by side they compare."""
-    if not figs:
-        return
-    limits = [fig.axes[0].get_ylim() for fig in figs]
-    low, high = min(lo for lo, _ in limits), max(hi for _, hi in limits)
-    if floor is not None and all(hi > floor + 0.01 for _, hi in limits):
-        low = max(low, floor)
-    for fig in figs:
-        fig.axes[0].set_ylim(low, high)
-
-
 # ---------------------------------------------------------------------------- the whole study
 def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda line: None) -> ReportResult:
     """Runs the study and writes OUT/report.html, OUT/report.md and the PNG figures they show (built in
@@ -273,6 +215,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
     from kerascnn import outputs, store
     from kerascnn.experiments import evaluation, get
     from kerascnn.reference import network_section, reference_section
+    from kerascnn.report_training import training_section
 
     config.check()
     task = config.task

@@ -8,6 +8,7 @@ deleted, only the run's own files written over.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -46,3 +47,38 @@ def check_training_folder(out: str | os.PathLike, force: bool = False) -> Path:
 def mark_training_folder(out: str | os.PathLike, command: str = "train") -> None:
     """Marks `out` as a training folder (so a later run may write into it again)."""
     store.write_json(Path(out) / MARKER, {"command": command, "version": 1, "files": None})
+
+
+# ---------------------------------------------------------------------------- resuming an unfinished run
+def resume_state(out_dir: Path, key: dict, epochs: int) -> tuple[int, Path | None]:
+    """(epochs already done, their checkpoint) of an unfinished run with the same recipe in out_dir;
+    (0, None): start afresh. state.json names its checkpoint, so the two are always one epoch's."""
+    state_path = out_dir / ".resume" / "state.json"
+    try:
+        state = json.loads(state_path.read_text())
+        checkpoint = out_dir / ".resume" / str(state["checkpoint"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, None
+    done = int(state.get("epochs_done", 0))
+    if state.get("key") != json.loads(json.dumps(key)) or not checkpoint.is_file() or not 0 < done < epochs:
+        return 0, None
+    return done, checkpoint
+
+
+def previous_rows(out_dir: Path, epochs_done: int) -> tuple[list[dict], list[dict]]:
+    def rows(name, fields, keep):
+        path = out_dir / name
+        if not path.is_file():
+            return []
+        out = []
+        for row in store.read_csv(path):
+            row = {k: row.get(k) for k in fields}
+            row["epoch"] = int(row["epoch"])
+            if "step" in row:
+                row["step"] = int(row["step"])
+            if keep(row):
+                out.append(row)
+        return out
+    history = rows("history.csv", HISTORY_FIELDS, lambda r: r["epoch"] <= epochs_done)
+    steps = rows("steps.csv", STEP_FIELDS, lambda r: r["epoch"] < epochs_done)
+    return history, steps

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import BadValue, UserError
+from kerascnn import BadValue
 
 DEFAULT_DATASET = "mnist"
 #: Named in --help; any tensorflow-datasets image-classification dataset works.

@@ -16,9 +16,7 @@ CPUs with bf16 instructions the hidden layers compute in bfloat16 (variables, lo
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from typing import Callable
 
 from kerascnn import BadValue, UserError, store
 from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
-from kerascnn.runs import HISTORY_FIELDS, STEP_FIELDS
+from kerascnn.runs import previous_rows, resume_state
 from kerascnn.tasks import Splits, Task
 
 # TensorFlow and Keras are imported by the functions that use them, so that TrainConfig (whose
@@ -147,41 +145,6 @@ def dtype_policy(precision: str) -> str:
     return {"bf16": "mixed_bfloat16", "fp32": "float32"}[resolve_precision(precision)]
 
 
-# ---------------------------------------------------------------------------- resume
-def _resume_state(out_dir: Path, key: dict, epochs: int) -> tuple[int, Path | None]:
-    """(epochs already done, their checkpoint) of an unfinished run with the same recipe in out_dir;
-    (0, None): start afresh. state.json names its checkpoint, so the two are always one epoch's."""
-    state_path = out_dir / ".resume" / "state.json"
-    try:
-        state = json.loads(state_path.read_text())
-        checkpoint = out_dir / ".resume" / str(state["checkpoint"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0, None
-    done = int(state.get("epochs_done", 0))
-    if state.get("key") != json.loads(json.dumps(key)) or not checkpoint.is_file() or not 0 < done < epochs:
-        return 0, None
-    return done, checkpoint
-
-
-def _previous_rows(out_dir: Path, epochs_done: int) -> tuple[list[dict], list[dict]]:
-    def rows(name, fields, keep):
-        path = out_dir / name
-        if not path.is_file():
-            return []
-        out = []
-        for row in store.read_csv(path):
-            row = {k: row.get(k) for k in fields}
-            row["epoch"] = int(row["epoch"])
-            if "step" in row:
-                row["step"] = int(row["step"])
-            if keep(row):
-                out.append(row)
-        return out
-    history = rows("history.csv", HISTORY_FIELDS, lambda r: r["epoch"] <= epochs_done)
-    steps = rows("steps.csv", STEP_FIELDS, lambda r: r["epoch"] < epochs_done)
-    return history, steps
-
-
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
     """The learning rate: a constant, or a cosine decay from config.lr to 0 over the whole run.
 
@@ -242,14 +205,14 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     shape, classes = task.input_shape, task.num_classes
 
     steps_per_epoch = -(-len(data.x_train) // config.batch_size)
-    done, checkpoint = _resume_state(out_dir, key, config.epochs)
+    done, checkpoint = resume_state(out_dir, key, config.epochs)
     keras.utils.set_random_seed(config.seed)
     if done:
         from kerascnn.custom import custom_objects
 
         model = keras.models.load_model(checkpoint, custom_objects=custom_objects())
         recorder = compile_for_training(model, config, steps_per_epoch, optimizer=model.optimizer)
-        history, rows = _previous_rows(out_dir, done)
+        history, rows = previous_rows(out_dir, done)
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
         model = wrap(build_model(config.batchnorm, dtype_policy(precision), shape, classes), config.adversarial,

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # the summaries come from kerascnn.seeds, which imports this module
+    from kerascnn.seeds import VariantSummary
+
 
 
 @dataclass

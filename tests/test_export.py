@@ -146,8 +146,6 @@ def test_the_checks_catch_the_old_hand_written_savedmodel(rgb, tmp_path):
     """The export the issue reports (a tf.Module around the Keras model) fails the new consumers."""
     import tensorflow as tf
 
-    from kerascnn import export
-
     model, _, images = rgb
 
     class Serving(tf.Module):
@@ -175,8 +173,6 @@ def test_the_checks_catch_the_old_hand_written_savedmodel(rgb, tmp_path):
 
 # ---------------------------------------------------------------------------- nothing written
 def test_an_export_that_differs_is_refused_and_nothing_is_written(rgb, tmp_path, monkeypatch):
-    from kerascnn import export
-
     real = consumers._run_tflite_converter
 
     def shifted(path, images):
@@ -190,8 +186,6 @@ def test_an_export_that_differs_is_refused_and_nothing_is_written(rgb, tmp_path,
 
 
 def test_a_consumer_that_cannot_run_the_export_is_one_line(rgb, tmp_path, monkeypatch):
-    from kerascnn import export
-
     def broken(path, images):
         raise RuntimeError("Could not find variable conv2/kernel\nand a long trace")
 

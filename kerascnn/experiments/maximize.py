@@ -106,8 +106,6 @@ def responses(subject, layer: str):
     """(pre-activation, activation) tensors of convolution `layer` in the model's graph: the input and
     output of its activation layer (conv2 -> conv2_relu), or of its built-in activation (through a
     linear twin of the layer), or its output twice when it has none."""
-    import keras
-
     conv = subject.model.get_layer(layer)
     read_from = subject.resolve_layer(layer)
     if read_from != layer:

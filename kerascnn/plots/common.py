@@ -13,7 +13,7 @@ from matplotlib.transforms import blended_transform_factory  # noqa: E402
 
 __all__ = ["new_figure", "show_digit", "image_grid", "GOOD", "BAD", "MUTED", "DIVERGING", "WRONG",
            "symmetric_limit", "class_label", "shorten", "plural", "is_rgb", "brightness",
-           "signed_map", "mark_below"]
+           "signed_map", "mark_below", "close_figures"]
 
 GOOD = "#1a7f37"   # titles of correct predictions / successes
 BAD = "#cf222e"    # titles of mistakes / failures
@@ -133,3 +133,9 @@ def mark_below(ax, x, y, color: str) -> int:
         ax.plot(x[below], np.zeros(int(below.sum())), "v", color=color, ms=5, clip_on=False,
                 transform=transform, zorder=4)
     return int(below.sum())
+
+
+def close_figures(figs) -> None:
+    """Closes figures that will not be saved (a failed write must not leave them open)."""
+    for fig in figs:
+        plt.close(fig)
