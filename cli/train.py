@@ -7,7 +7,7 @@ import sys
 import click
 
 from cli.common import default_of, finite, guarded, quiet_tensorflow, task_args, task_options
-from kerascnn.training import LR_SCHEDULES, PRECISIONS, TrainConfig
+from kerascnn.training import LR_SCHEDULES, PRECISIONS, RECIPES, TrainConfig
 
 TRAIN_FIGURES = ("loss.png", "accuracy.png", "predictions.png", "confusion.png")
 
@@ -23,7 +23,9 @@ def recipe_options(func):
                      help="Adam's learning rate (the starting peak with --lr-schedule cosine)."),
         click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=default_of(TrainConfig, "lr_schedule"),
                      show_default=True, help="cosine: decay from --lr to 0 over the run (+0.35 points of test "
-                                             "accuracy over 3 seeds on MNIST); constant: the assignment's fixed rate."),
+                                             "accuracy over 3 seeds on MNIST); constant: the assignment's fixed rate; "
+                                             "warmup_cosine: a linear rise from 0 to --lr over the first --warmup "
+                                             "of the steps, then the cosine."),
         click.option("--val-size", type=click.IntRange(min=1), default=None,
                      help="Training images held out for validation (default: 10% of them, at most 5,000). "
                           "The test split is never used to choose anything."),
@@ -122,9 +124,16 @@ def adversarial_options(func):
 
 
 @click.command()
+@click.option("--recipe", default="assignment", show_default=True, metavar=f"[{'|'.join(RECIPES)}]",
+              help="A named recipe: assignment (5 epochs, batch 16, Adam 1e-3, cosine) or fast (>= 99% test "
+                   "accuracy in about 8 s of training on two CPU cores). Options given explicitly override it.")
 @click.option("--batchnorm/--no-batchnorm", default=False, show_default=True,
               help="Insert batch normalisation after conv1, conv2 and fc1 (before their ReLU).")
 @recipe_options
+@click.option("--warmup", type=float, default=default_of(TrainConfig, "warmup"), show_default=True,
+              callback=finite(0, 0.99), help="With --lr-schedule warmup_cosine: the fraction of the steps spent rising.")
+@click.option("--label-smoothing", type=float, default=default_of(TrainConfig, "label_smoothing"), show_default=True,
+              callback=finite(0, 0.99), help="Train against (1 - s) * one-hot + s / classes.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the weights, the validation hold-out and the shuffling.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -134,8 +143,8 @@ def adversarial_options(func):
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs under OUT/tensorboard.")
 @adversarial_options
 @guarded
-def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, subset, precision, dataset, data_dir,
-          seed, out_dir, force, tensorboard, adversarial):
+def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_smoothing, val_size, val_every, subset,
+          precision, dataset, data_dir, seed, out_dir, force, tensorboard, adversarial):
     """Train the assignment's CNN with Adam and save it with its curves and metrics.
 
     The network (conv 32 3x3 - pool - conv 32 3x3 - pool - dense 500 - dense K) is built for the
@@ -147,6 +156,10 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
     points), metrics.json (test accuracy, recipe, timings), loss.png, accuracy.png,
     predictions.png and confusion.png. On a terminal Keras draws its progress bar; otherwise one
     line per epoch is printed.
+
+    --recipe fast trains in about 5 seconds instead (one epoch, batch 64, a warm-up to lr 4e-3 then
+    a cosine, label smoothing 0.1): 99.19% test accuracy over 3 seeds; options given explicitly
+    override a recipe's values.
 
     With --adversarial, every training batch is replaced by attacked copies made on the fly (Madry
     et al.); the default output folder gets the attack's name (runs/cnn_pgd). The shipped
@@ -160,12 +173,20 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
     """
     from pathlib import Path
 
-    config = TrainConfig(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
-                         lr=lr, lr_schedule=lr_schedule, seed=seed, val_size=val_size, out_dir=out_dir,
-                         tensorboard=tensorboard, precision=precision, val_every=val_every, subset=subset,
-                         adversarial=adversarial)
+    from click.core import ParameterSource
+
+    fields = dict(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
+                  lr=lr, lr_schedule=lr_schedule, warmup=warmup, label_smoothing=label_smoothing, seed=seed,
+                  val_size=val_size, out_dir=out_dir, tensorboard=tensorboard, precision=precision,
+                  val_every=val_every, subset=subset, adversarial=adversarial)
+    ctx = click.get_current_context()  # the recipe's values stand unless an option was given explicitly
+    fields = {k: v for k, v in fields.items()
+              if k not in RECIPES.get(recipe, {}) or ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+    config = TrainConfig.from_recipe(recipe, **fields)
     if adversarial is not None and out_dir is None:
         config.out_dir = f"{config.resolved_out_dir()}_{adversarial.attack}"
+    if recipe != "assignment" and out_dir is None:  # runs/cnn_fast: the assignment's run stays
+        config.out_dir = f"{config.resolved_out_dir()}_{recipe}"
     config.check()
     quiet_tensorflow()
     from kerascnn import outputs, runs, training
@@ -176,9 +197,11 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
     task = config.task
     data = task.splits(config.val_size, seed, subset)
     with outputs.FolderLock(out):
+        c = config
         click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
-                   f"{task.num_classes} classes: {epochs} epoch(s), batch {batch_size}, Adam lr {lr:g} ({lr_schedule}), "
-                   f"{training.resolve_precision(precision)}, seed {seed} -> {out}/")
+                   f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
+                   f"Adam lr {c.lr:g} ({c.lr_schedule}), "
+                   f"{training.resolve_precision(c.precision)}, seed {seed} -> {out}/")
         for line in task.arrays().notices:
             click.echo(f"note: {line}")
         if adversarial is not None:
@@ -187,7 +210,7 @@ def train(batchnorm, epochs, batch_size, lr, lr_schedule, val_size, val_every, s
                    f"{len(data.x_test):,} test images")
         # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and
         # shows the step recorder's meaningless val_batch_loss); elsewhere one line per epoch.
-        progress = terminal_progress(epochs) if sys.stdout.isatty() else epoch_lines(click.echo, epochs)
+        progress = terminal_progress(c.epochs) if sys.stdout.isatty() else epoch_lines(click.echo, c.epochs)
         result = training.train(config, data, verbose=0, notify=click.echo, callbacks=(progress,))
         write_run_figures(result, task)
         runs.mark_training_folder(out)

@@ -11,7 +11,26 @@ import tensorflow as tf
 
 
 def custom_objects() -> dict:
-    return {"FusedAdam": FusedAdam, "StepRecorder": StepRecorder, "AdversarialTrainer": AdversarialTrainer}
+    return {"FusedAdam": FusedAdam, "StepRecorder": StepRecorder, "AdversarialTrainer": AdversarialTrainer,
+            "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy of logits against integer labels with label smoothing: the target is
+    (1 - smoothing) * one-hot + smoothing / classes (Keras' sparse loss has no label_smoothing)."""
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        target = keras.ops.one_hot(labels, keras.ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(target, y_pred, from_logits=True, label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return super().get_config() | {"smoothing": self.smoothing}
 
 
 # ---------------------------------------------------------------------------- optimizer and metric

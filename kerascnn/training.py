@@ -25,6 +25,7 @@ from typing import Callable
 
 from kerascnn import BadValue, UserError, store
 from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
+from kerascnn.recipes import RECIPES
 from kerascnn.runs import previous_rows, resume_state
 from kerascnn.tasks import Splits, Task
 
@@ -32,7 +33,7 @@ from kerascnn.tasks import Splits, Task
 # defaults the CLI reads while it parses options) costs nothing to import.
 
 PRECISIONS = ("auto", "bf16", "fp32")
-LR_SCHEDULES = ("cosine", "constant")
+LR_SCHEDULES = ("cosine", "constant", "warmup_cosine")
 #: Where `kerascnn train` writes by default (the shipped models in saved_models/ are only replaced
 #: when --out names them).
 RUNS = Path("runs")
@@ -48,7 +49,10 @@ class TrainConfig:
     epochs: int = 5                  # passes over the training images
     batch_size: int = 16             # images per step
     lr: float = 1e-3                 # Adam's learning rate (the peak, with a schedule)
-    lr_schedule: str = "cosine"      # "cosine": decays to 0 over the run; "constant": lr throughout
+    lr_schedule: str = "cosine"      # "cosine": decays to 0 over the run; "constant": lr throughout;
+                                     # "warmup_cosine": rises linearly from 0 to lr, then a cosine to 0
+    warmup: float = 0.1              # with "warmup_cosine": the fraction of the run's steps spent rising
+    label_smoothing: float = 0.0     # cross-entropy against (1 - s) * one-hot + s / classes
     seed: int = 0                    # weights, validation hold-out and shuffling all follow it
     val_size: int | None = None      # training images held out for validation (None: 10%, at most 5,000)
     out_dir: str | None = None       # None: runs/cnn (runs/<dataset>_cnn for other datasets; _bn with batch norm)
@@ -73,12 +77,22 @@ class TrainConfig:
             raise BadValue("subset", f"must be at least 2, got {self.subset}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise BadValue("lr", f"must be a positive number, got {self.lr}")
+        for name in ("warmup", "label_smoothing"):
+            if not 0 <= getattr(self, name) < 1:
+                raise BadValue(name, f"must be in [0, 1), got {getattr(self, name)}")
         for name, allowed in (("precision", PRECISIONS), ("lr_schedule", LR_SCHEDULES),
                               ("optimizer", ("fused_adam", "adam"))):
             if getattr(self, name) not in allowed:
                 raise BadValue(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)}")
         if self.adversarial is not None:
             self.adversarial.check()
+
+    @classmethod
+    def from_recipe(cls, name: str = "assignment", **fields) -> TrainConfig:
+        """The named recipe (RECIPES) with `fields` overriding its values."""
+        if name not in RECIPES:
+            raise BadValue("recipe", f"must be one of {', '.join(RECIPES)}, got {name}")
+        return cls(**(RECIPES[name] | fields))
 
     @property
     def task(self) -> Task:
@@ -90,11 +104,13 @@ class TrainConfig:
     def resume_key(self) -> dict:
         """What must be equal for an unfinished run to be continued (epochs may grow)."""
         keys = ("dataset", "data_dir", "batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size",
-                "subset", "steps_per_execution", "optimizer")
+                "subset", "steps_per_execution", "optimizer", "label_smoothing")
         key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision),
                                                      "adversarial": self.adversarial and self.adversarial.to_dict()}
-        if self.lr_schedule == "cosine":
+        if self.lr_schedule != "constant":
             key["epochs"] = self.epochs  # the decay is spread over all epochs
+        if self.lr_schedule == "warmup_cosine":
+            key["warmup"] = self.warmup
         return key
 
 
@@ -146,7 +162,9 @@ def dtype_policy(precision: str) -> str:
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
-    """The learning rate: a constant, or a cosine decay from config.lr to 0 over the whole run.
+    """The learning rate: a constant, a cosine decay from config.lr to 0 over the whole run, or
+    ("warmup_cosine") a linear rise from 0 to config.lr over the first `warmup` of the steps, then
+    the cosine decay to 0 over the rest.
 
     With the assignment's recipe (5 epochs, batch 16, Adam 1e-3) the decay adds about 0.35 points of
     test accuracy (3 seeds: 99.27/99.33/99.39% against 99.03/98.76/99.04% with a constant rate).
@@ -155,7 +173,12 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
     if config.lr_schedule == "constant":
         return config.lr
-    return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=config.epochs * steps_per_epoch)
+    total = config.epochs * steps_per_epoch
+    if config.lr_schedule == "warmup_cosine":
+        warm = min(round(config.warmup * total), total - 1)
+        return keras.optimizers.schedules.CosineDecay(0.0, decay_steps=total - warm, warmup_target=config.lr,
+                                                      warmup_steps=warm)
+    return keras.optimizers.schedules.CosineDecay(config.lr, decay_steps=total)
 
 
 def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optimizer=None):
@@ -163,14 +186,15 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optim
     returns its StepRecorder."""
     import keras
 
-    from kerascnn.custom import FusedAdam, StepRecorder
+    from kerascnn.custom import FusedAdam, SmoothedSparseCrossentropy, StepRecorder
 
     recorder = StepRecorder(capacity=max(64, config.steps_per_execution))
     if optimizer is None:
         rate = learning_rate(config, steps_per_epoch)
         optimizer = FusedAdam(rate) if config.optimizer == "fused_adam" else keras.optimizers.Adam(rate)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=optimizer, loss=loss,
                   metrics=["accuracy", recorder], steps_per_execution=config.steps_per_execution,
                   jit_compile=config.jit_compile)
     return recorder
@@ -251,7 +275,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "val_accuracy": history[-1]["val_accuracy"], "val_loss": history[-1]["val_loss"],
         "dataset": task.name, "input_shape": list(shape), "classes": list(task.class_names),
         "params": int(final.count_params()), "epochs": config.epochs, "batch_size": config.batch_size,
-        "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "seed": config.seed,
+        "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "warmup": config.warmup,
+        "label_smoothing": config.label_smoothing, "seed": config.seed,
         "val_size": int(len(data.x_val)), "train_images": int(len(data.x_train)), "subset": config.subset,
         "precision": precision, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
         "steps_per_execution": config.steps_per_execution, "steps_per_epoch": steps_per_epoch,
