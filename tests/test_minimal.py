@@ -121,3 +121,16 @@ def test_noise_norm_l2_reaches_the_goal_with_less_l2_than_sign_steps(model_path,
     for a, b in zip(sign, small):
         if a["success"]:
             assert b["l2"] <= a["l2"] * 1.001
+
+
+def test_the_summary_says_so_when_nothing_was_found():
+    """Nothing found for any image: the medians are infinite, and the sentence says so instead of 'nan'."""
+    from kerascnn.attacks.bounded_results import MinimalResult
+    from kerascnn.experiments import minimal
+
+    originals = np.zeros((3, 4, 4, 1), np.float32)
+    probs = np.tile([[0.9, 0.05, 0.05]], (3, 1))
+    attack = MinimalResult("l2", originals, originals.copy(), np.zeros(3, np.int64), None, None, probs, probs, 0.1, {})
+    result = minimal.Result(attack, np.arange(3), np.zeros(3, np.int64), "m", ("a", "b", "c"))
+    text = minimal.summary(result)
+    assert "nan" not in text and "no perturbation" in text and "for 3 none was found" in text

@@ -111,7 +111,11 @@ def summary(result: Result) -> str:
     r = result.attack
     goal = "changes its prediction" if r.target is None else f"makes it {class_name(result.class_names, r.target)}"
     missing = len(r.labels) - int(r.success.sum())
-    return (f"{result.model}: for half of the first {len(r.labels)} test images a perturbation of {r.norm} norm "
-            f"{r.median():.3g} or less {goal} (median; {result.clean_correct.mean():.0%} of them are classified "
-            f"right to begin with, whose median is {_median(r.distance[result.clean_correct]) or float('nan'):.3g})"
-            + (f"; for {missing} none was found." if missing else "; one was found for every image."))
+    right = _median(r.distance[result.clean_correct])
+    right_text = "none" if right is None else f"{right:.3g}"
+    head = (f"{result.model}: for half of the first {len(r.labels)} test images a perturbation of {r.norm} norm "
+            f"{r.median():.3g} or less {goal}" if np.isfinite(r.median()) else
+            f"{result.model}: for most of the first {len(r.labels)} test images no perturbation {goal} was found "
+            f"(the median is beyond what the attack reached)")
+    return (head + f" ({result.clean_correct.mean():.0%} of them are classified right to begin with; their median: "
+            f"{right_text})" + (f"; for {missing} none was found." if missing else "; one was found for every image."))
