@@ -213,6 +213,14 @@ def struck(monkeypatch, where: str, fault: BaseException):
     yield
 
 
+def foreign_out(work: Path) -> Path:
+    """work/out, holding a file of the user's (FOREIGN, "mine")."""
+    out = work / "out"
+    out.mkdir()
+    (out / FOREIGN).write_text("mine")
+    return out
+
+
 def no_space(path="somewhere"):
     return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
@@ -221,9 +229,7 @@ def no_space(path="somewhere"):
 @pytest.mark.parametrize("command", COMMANDS, ids=str)
 def test_a_folder_holding_a_foreign_file_is_refused(command, place, idx_dir, monkeypatch):
     model, work = place
-    out = work / "out"
-    out.mkdir()
-    (out / FOREIGN).write_text("mine")
+    out = foreign_out(work)
     result = run(command, monkeypatch, model, idx_dir, out)
     line = error_line(result, exit_code=1)
     assert str(out) in line or "out" in line, line
@@ -233,9 +239,7 @@ def test_a_folder_holding_a_foreign_file_is_refused(command, place, idx_dir, mon
 @pytest.mark.parametrize("command", FORCE_COMMANDS, ids=str)
 def test_force_writes_into_a_foreign_folder_and_keeps_its_files(command, place, idx_dir, monkeypatch):
     model, work = place
-    out = work / "out"
-    out.mkdir()
-    (out / FOREIGN).write_text("mine")
+    out = foreign_out(work)
     result = run(command, monkeypatch, model, idx_dir, out, "--force")
     assert result.exit_code == 0, result.output
     assert (out / FOREIGN).read_text() == "mine"
@@ -458,9 +462,7 @@ def test_a_refused_out_is_refused_before_any_work(command, place, idx_dir, monke
         monkeypatch.setattr(f"{module}.emit", reached, raising=False)
     monkeypatch.setattr(cli.common, "emit", reached)
     model, work = place
-    out = work / "out"
-    out.mkdir()
-    (out / FOREIGN).write_text("mine")
+    out = foreign_out(work)
     result = run(command, monkeypatch, model, idx_dir, out)
     line = error_line(result, exit_code=1)
     assert "was not written by kerascnn" in line and "ran before" not in result.output, line
