@@ -36,7 +36,7 @@ def cli():
     default, or your own model (--model) on any dataset (--dataset, --data-dir).
 
     \b
-    Start:    kerascnn train              (5 epochs, about 90 seconds on two CPU cores -> runs/cnn/)
+    Start:    kerascnn train              (5 epochs, about a minute on two CPU cores -> runs/cnn/)
     Count:    kerascnn summary
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
     Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
