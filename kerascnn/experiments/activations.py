@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascnn import BadValue
+from kerascnn.experiments.common import class_name
 from kerascnn.tasks import Pick, pick
 
 
@@ -36,9 +37,8 @@ class ActivationMaps:
         return int(np.argmax(self.probabilities))
 
     def to_dict(self) -> dict:
-        names = self.class_names or tuple(str(k) for k in range(len(self.probabilities)))
         return {"image": self.description, "label": self.label,
-                "predicted": self.pred, "predicted_name": names[self.pred],
+                "predicted": self.pred, "predicted_name": class_name(self.class_names, self.pred),
                 "probability": float(self.probabilities.max()),
                 "layers": {name: {"layer": self.layers[name], "shape": list(m.shape), "min": float(m.min()),
                                   "max": float(m.max()), "mean": float(m.mean()),
@@ -93,15 +93,11 @@ def run(subject, options: Options, progress=None) -> ActivationMaps:
     return result
 
 
-def _name(result: ActivationMaps, k: int) -> str:
-    return result.class_names[k] if result.class_names else str(k)
-
-
 def figures(result: ActivationMaps) -> dict:
     from kerascnn import plots
 
-    truth = "" if result.label is None else f", true {_name(result, result.label)}"
-    title = (f"input: {result.description}\npredicted {_name(result, result.pred)} "
+    truth = "" if result.label is None else f", true {class_name(result.class_names, result.label)}"
+    title = (f"input: {result.description}\npredicted {class_name(result.class_names, result.pred)} "
              f"(P = {result.probabilities.max():.4f}){truth}")
     return {"activations.png": plots.activation_grid(result, input_title=title)}
 
@@ -116,11 +112,11 @@ def table(result: ActivationMaps):
         rows.append([name if layer == name else f"{name} ({layer})", maps.shape[-1], f"{maps.shape[0]}x{maps.shape[1]}",
                      f"{maps.min():.3f}", f"{maps.max():.3f}", dead])
     return Table(["layer", "maps", "size", "min", "max", "all zero"], rows,
-                 f"{result.description}: predicted {_name(result, result.pred)} (P = {result.probabilities.max():.4f})",
+                 f"{result.description}: predicted {class_name(result.class_names, result.pred)} (P = {result.probabilities.max():.4f})",
                  numeric=(1, 3, 4, 5))
 
 
 def summary(result: ActivationMaps) -> str:
     shown = ", ".join(f"{name} ({m.shape[-1]} maps of {m.shape[0]}x{m.shape[1]})" for name, m in result.maps.items())
     return (f"The maps of {result.description} after {shown}; the model predicts "
-            f"{_name(result, result.pred)} (P = {result.probabilities.max():.4f}).")
+            f"{class_name(result.class_names, result.pred)} (P = {result.probabilities.max():.4f}).")

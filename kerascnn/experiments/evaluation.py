@@ -18,8 +18,13 @@ class EvalResult:
     count: int
     class_names: tuple | None = None
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The class names, or the class numbers as text when the model came without names."""
+        return self.class_names or tuple(str(k) for k in range(len(self.per_class_accuracy)))
+
     def to_dict(self) -> dict:
-        names = self.class_names or tuple(str(k) for k in range(len(self.per_class_accuracy)))
+        names = self.names
         return {"accuracy": self.accuracy, "loss": self.loss, "count": self.count, "class_names": list(names),
                 "per_class_accuracy": {names[c]: float(a) for c, a in enumerate(self.per_class_accuracy)},
                 "confusion": self.confusion.tolist()}
@@ -81,7 +86,7 @@ def table(result: Result):
     from kerascnn.document import Table
 
     e = result.evaluation
-    names = e.class_names or tuple(str(k) for k in range(len(e.per_class_accuracy)))
+    names = e.names
     rows = []
     for c in range(len(names)):
         row = e.confusion[c].copy()
@@ -95,6 +100,6 @@ def table(result: Result):
 def summary(result: Result) -> str:
     e = result.evaluation
     worst = int(np.argmin(e.per_class_accuracy))
-    names = e.class_names or tuple(str(k) for k in range(len(e.per_class_accuracy)))
+    names = e.names
     return (f"Test accuracy {e.accuracy:.2%} (loss {e.loss:.4f}) on {e.count:,} images; the hardest class is "
             f"{names[worst]} ({e.per_class_accuracy[worst]:.2%}).")

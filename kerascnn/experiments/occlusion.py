@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from kerascnn import BadValue
+from kerascnn.experiments.common import class_name
 from kerascnn.tasks import Pick, pick
 
 
@@ -209,17 +210,13 @@ class Result:
 
     def to_dict(self) -> dict:
         out = {"image": self.description} | self.occlusion.to_dict()
-        out["class_name"] = _name(self.occlusion, self.occlusion.label)
+        out["class_name"] = class_name(self.occlusion.class_names, self.occlusion.label)
         if self.heat is not None:
             out["map"] = {"patch": self.heat.patch, "rows": int(self.heat.grid_shape[0]),
                           "cols": int(self.heat.grid_shape[1]), "fill": self.heat.fill,
                           "prob_true": self.heat.prob_true_grid().round(6).tolist(),
                           "pred": self.heat.pred.reshape(self.heat.grid_shape).tolist()}
         return out
-
-
-def _name(result: OcclusionResult, k: int) -> str:
-    return result.class_names[k] if result.class_names else str(k)
 
 
 def run(subject, options: Options, progress=None) -> Result:
@@ -263,19 +260,20 @@ def table(result: Result):
     from kerascnn.document import Table
 
     r, ref = result.occlusion, result.reference
-    k = _name(r, r.label)
+    k = class_name(r.class_names, r.label)
     header = ["pos", "row", "col", f"P({k})", "pred", "P(pred)"] + (["ref P", "ref pred"] if ref else [])
     rows, marked = [], []
     for p in range(r.count):
         pred = int(r.pred[p])
-        row = [p + 1, int(r.rows[p]), int(r.cols[p]), f"{r.prob_true[p]:.4f}", _name(r, pred), f"{r.prob_pred[p]:.4f}"]
+        row = [p + 1, int(r.rows[p]), int(r.cols[p]), f"{r.prob_true[p]:.4f}", class_name(r.class_names, pred),
+               f"{r.prob_pred[p]:.4f}"]
         marked += [(p, 4)] if pred != r.label else []
         if ref:
             row += [f"{ref.prob_true[p]:.4f}", str(ref.pred[p])]
             marked += [(p, 7)] if ref.pred[p] != r.label else []
         rows.append(row)
     caption = (f"{result.description}: following {k} ({r.label_source}); clean image predicted "
-               f"{_name(r, r.clean_pred)} (P = {r.clean_probabilities.max():.4f}), P({k}) = {r.clean_prob_true:.4f}. "
+               f"{class_name(r.class_names, r.clean_pred)} (P = {r.clean_probabilities.max():.4f}), P({k}) = {r.clean_prob_true:.4f}. "
                f"{r.patch}x{r.patch} patch of grey {r.fill:g}, stride {r.stride}: {r.count} "
                f"position{'s' if r.count != 1 else ''}, row-major (row, col: the patch's top-left pixel); "
                f"marked: predicted class is not {k}" + ("; ref: the EE6132 report's PyTorch CNN on its own "
@@ -285,7 +283,7 @@ def table(result: Result):
 
 def summary(result: Result) -> str:
     r = result.occlusion
-    k = _name(r, r.label)
+    k = class_name(r.class_names, r.label)
     wrong = [p + 1 for p in range(r.count) if r.pred[p] != r.label]
     text = (f"Covering {result.description} with a {r.patch}x{r.patch} grey patch at {r.count} positions: "
             f"P({k}) falls to {r.prob_true.min():.4f} at worst; "
