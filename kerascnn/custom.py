@@ -73,9 +73,11 @@ class StepRecorder(keras.metrics.Metric):
     def __init__(self, capacity: int = 64, name: str = "batch_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.capacity = int(capacity)
-        self.losses = self.add_variable((self.capacity,), "zeros", name="losses")
-        self.accuracies = self.add_variable((self.capacity,), "zeros", name="accuracies")
-        self.count = self.add_variable((), "zeros", dtype="int64", name="count")
+        # Under MirroredStrategy each replica records its share of the batch: read back, the slots are
+        # the replicas' mean (the global batch's, for equal shares) and the count is one replica's.
+        self.losses = self.add_variable((self.capacity,), "zeros", name="losses", aggregation="mean")
+        self.accuracies = self.add_variable((self.capacity,), "zeros", name="accuracies", aggregation="mean")
+        self.count = self.add_variable((), "zeros", dtype="int64", name="count", aggregation="only_first_replica")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         labels = tf.reshape(tf.cast(y_true, tf.int64), [-1])

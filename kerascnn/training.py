@@ -16,15 +16,18 @@ CPUs with bf16 instructions the hidden layers compute in bfloat16 (variables, lo
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from kerascnn import BadValue, UserError, store
+from kerascnn import devices as device_plan
 from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
+from kerascnn.precision import PRECISIONS, dtype_policy, has_bf16_hardware, resolve_precision  # noqa: F401
 from kerascnn.recipes import RECIPES
 from kerascnn.runs import previous_rows, resume_state
 from kerascnn.tasks import Splits, Task
@@ -32,7 +35,6 @@ from kerascnn.tasks import Splits, Task
 # TensorFlow and Keras are imported by the functions that use them, so that TrainConfig (whose
 # defaults the CLI reads while it parses options) costs nothing to import.
 
-PRECISIONS = ("auto", "bf16", "fp32")
 LR_SCHEDULES = ("cosine", "constant", "warmup_cosine")
 #: Where `kerascnn train` writes by default (the shipped models in saved_models/ are only replaced
 #: when --out names them).
@@ -65,6 +67,8 @@ class TrainConfig:
     optimizer: str = "fused_adam"    # "adam": Keras' own Adam (same arithmetic, slower); for A/B timing
     jit_compile: bool = False        # XLA for the train step (slower on the CPUs measured; see benchmarks)
     adversarial: AdversarialRecipe | None = None  # train on attacked images (kerascnn.adversarial); None: clean
+    devices: int | str = 1           # replicas of MirroredStrategy: N GPUs (or N logical CPUs), "all" GPUs;
+                                     # batch_size is the global batch, split across them (kerascnn.devices)
 
     def check(self) -> None:
         """Raises BadValue for values no run can use (before any work starts)."""
@@ -86,6 +90,7 @@ class TrainConfig:
                 raise BadValue(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)}")
         if self.adversarial is not None:
             self.adversarial.check()
+        device_plan.check(self.devices)
 
     @classmethod
     def from_recipe(cls, name: str = "assignment", **fields) -> TrainConfig:
@@ -102,7 +107,8 @@ class TrainConfig:
         return Path(self.out_dir) if self.out_dir else default_out_dir(self.task, self.batchnorm)
 
     def resume_key(self) -> dict:
-        """What must be equal for an unfinished run to be continued (epochs may grow)."""
+        """What must be equal for an unfinished run to be continued (epochs may grow). Not `devices`:
+        the replicas compute one device's steps (up to rounding), so a run may resume on others."""
         keys = ("dataset", "data_dir", "batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size",
                 "subset", "steps_per_execution", "optimizer", "label_smoothing")
         key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision),
@@ -134,31 +140,6 @@ class TrainingInterrupted(UserError):
         self.epochs_done = epochs_done
         super().__init__(f"interrupted after {epochs_done} finished epoch(s); run the same command "
                          f"again to resume from {out_dir}")
-
-
-# ---------------------------------------------------------------------------- precision
-def has_bf16_hardware() -> bool:
-    """True on a GPU, or on a CPU with native bf16 arithmetic (AVX512_BF16 or AMX)."""
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return True
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_precision(precision: str) -> str:
-    if precision == "auto":
-        return "bf16" if has_bf16_hardware() else "fp32"
-    return precision
-
-
-def dtype_policy(precision: str) -> str:
-    return {"bf16": "mixed_bfloat16", "fp32": "float32"}[resolve_precision(precision)]
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int):
@@ -220,9 +201,13 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     from kerascnn.pipelines import batches, shuffled_batches
 
     config.check()
+    replicas, strategy = device_plan.strategy(config.devices)  # before any TensorFlow work of ours
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
     out_dir = store.ensure_dir(config.resolved_out_dir())
     precision = resolve_precision(config.precision)
     key = config.resume_key()
+    if strategy:  # Keras 3 cannot loop steps in one call under a strategy (keras-team/keras#19246)
+        config = replace(config, steps_per_execution=1)
     task = config.task
     if data is None:
         data = task.splits(config.val_size, config.seed, config.subset)
@@ -234,14 +219,18 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     if done:
         from kerascnn.custom import custom_objects
 
-        model = keras.models.load_model(checkpoint, custom_objects=custom_objects())
-        recorder = compile_for_training(model, config, steps_per_epoch, optimizer=model.optimizer)
+        with scope:
+            model = keras.models.load_model(checkpoint, custom_objects=custom_objects())
+            recorder = compile_for_training(model, config, steps_per_epoch, optimizer=model.optimizer)
         history, rows = previous_rows(out_dir, done)
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
-        model = wrap(build_model(config.batchnorm, dtype_policy(precision), shape, classes), config.adversarial,
-                     steps_per_epoch, config.seed)
-        recorder = compile_for_training(model, config, steps_per_epoch)
+        with scope:
+            classifier = build_model(config.batchnorm, dtype_policy(precision), shape, classes)
+            if strategy and config.batchnorm:  # batch statistics of the global batch, as on one device
+                classifier = device_plan.synchronized(classifier)
+            model = wrap(classifier, config.adversarial, steps_per_epoch, config.seed)
+            recorder = compile_for_training(model, config, steps_per_epoch)
         history, rows = [], []
 
     epoch_var = tf.Variable(done, dtype=tf.int64, trainable=False)
@@ -278,7 +267,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "warmup": config.warmup,
         "label_smoothing": config.label_smoothing, "seed": config.seed,
         "val_size": int(len(data.x_val)), "train_images": int(len(data.x_train)), "subset": config.subset,
-        "precision": precision, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
+        "precision": precision, "devices": replicas, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
         "steps_per_execution": config.steps_per_execution, "steps_per_epoch": steps_per_epoch,
         "train_seconds": round(train_seconds, 3), "epoch_seconds": [row["seconds"] for row in history],
         "images_per_second": round(len(data.x_train) * len(history) / train_seconds, 1) if train_seconds else None,
