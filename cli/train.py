@@ -12,6 +12,22 @@ from kerascnn.training import LR_SCHEDULES, PRECISIONS, RECIPES, TrainConfig
 TRAIN_FIGURES = ("loss.png", "accuracy.png", "predictions.png", "confusion.png")
 
 
+class Devices(click.ParamType):
+    """--devices: "all" or a whole number >= 1 (kerascnn.devices says what they mean here)."""
+    name = "all|N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "all":
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            count = 0
+        if count < 1:
+            self.fail(f"must be 'all' or a whole number >= 1, got {value!r}", param, ctx)
+        return count
+
+
 def recipe_options(func):
     """The training recipe's options, defaults read from TrainConfig (shared with `compare`)."""
     for option in reversed([
@@ -141,10 +157,15 @@ def adversarial_options(func):
                    "other datasets). The shipped models are replaced only by naming them: --out saved_models/cnn.")
 @click.option("--force", is_flag=True, help="Train into an --out folder that kerascnn did not make (its files are kept).")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs under OUT/tensorboard.")
+@click.option("--devices", type=Devices(), default=default_of(TrainConfig, "devices"), show_default=True,
+              help="Train on several devices with MirroredStrategy, --batch-size split across them: N GPUs, all "
+                   "(every GPU TensorFlow sees), or without a GPU N logical CPU devices (for trying it; no "
+                   "faster). Results match one device up to rounding; under a strategy Keras runs one step per "
+                   "call (keras-team/keras#19246).")
 @adversarial_options
 @guarded
 def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_smoothing, val_size, val_every, subset,
-          precision, dataset, data_dir, seed, out_dir, force, tensorboard, adversarial):
+          precision, dataset, data_dir, seed, out_dir, force, tensorboard, devices, adversarial):
     """Train the assignment's CNN with Adam and save it with its curves and metrics.
 
     The network (conv 32 3x3 - pool - conv 32 3x3 - pool - dense 500 - dense K) is built for the
@@ -178,7 +199,7 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     fields = dict(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
                   lr=lr, lr_schedule=lr_schedule, warmup=warmup, label_smoothing=label_smoothing, seed=seed,
                   val_size=val_size, out_dir=out_dir, tensorboard=tensorboard, precision=precision,
-                  val_every=val_every, subset=subset, adversarial=adversarial)
+                  val_every=val_every, subset=subset, adversarial=adversarial, devices=devices)
     ctx = click.get_current_context()  # the recipe's values stand unless an option was given explicitly
     fields = {k: v for k, v in fields.items()
               if k not in RECIPES.get(recipe, {}) or ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
@@ -189,9 +210,11 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
         config.out_dir = f"{config.resolved_out_dir()}_{recipe}"
     config.check()
     quiet_tensorflow()
+    from kerascnn import devices as device_plan
     from kerascnn import outputs, runs, training
     from kerascnn.callbacks import epoch_lines
 
+    replicas = device_plan.prepare(config.devices)  # logical CPU devices only before TensorFlow starts
     out = config.resolved_out_dir()
     runs.check_training_folder(out, force=force)
     task = config.task
@@ -201,7 +224,7 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
         click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
                    f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
                    f"Adam lr {c.lr:g} ({c.lr_schedule}), "
-                   f"{training.resolve_precision(c.precision)}, seed {seed} -> {out}/")
+                   f"{training.resolve_precision(c.precision)}, seed {seed}, {replicas} device(s) -> {out}/")
         for line in task.arrays().notices:
             click.echo(f"note: {line}")
         if adversarial is not None:
