@@ -31,10 +31,14 @@ class Options:
     first_seed: int = 0
     threshold: float = 0.98          # the validation accuracy whose first crossing is counted
     out_dir: str = "runs/compare"    # runs go into OUT/runs/<cnn|cnn_bn>_seed<S>/
+    jobs: int = 1                    # runs at a time, each in its own process with cores // jobs threads
+                                     # (1: one after the other in this process; see kerascnn.parallel)
 
     def check(self) -> None:
         if self.seeds < 1:
             raise BadValue("seeds", f"must be at least 1, got {self.seeds}")
+        if self.jobs < 1:
+            raise BadValue("jobs", f"must be at least 1, got {self.jobs}")
         if not 0 < self.threshold < 1:
             raise BadValue("threshold", f"must be in (0, 1), got {self.threshold}")
         self.train.check()
@@ -60,6 +64,7 @@ def _recipe_key(train_config: TrainConfig) -> dict:
 
     key = asdict(train_config)
     key.pop("out_dir")
+    key.pop("devices")  # the replicas compute one device's run (kerascnn.devices)
     key["precision"] = resolve_precision(train_config.precision)
     return key
 
@@ -84,43 +89,65 @@ def load_finished(train_config: TrainConfig) -> RunRecord | None:
     return RunRecord(name, train_config.batchnorm, train_config.seed, steps, history, metrics, os.fspath(out), True)
 
 
-def run(options: Options, progress: Callable[[str], None] = lambda line: None, verbose: int | str = 0) -> CompareResult:
-    """Trains (or reuses) both variants for every seed and aggregates them.
-
-    progress: one line per run and, with verbose=0, one per epoch. verbose: passed to Keras (1: its
-    progress bar). Raises training.TrainingInterrupted on Ctrl-C (the same call then resumes).
-    """
+def train_run(config: TrainConfig, label: str, progress: Callable[[str], None], verbose: int | str = 0,
+              data=None, indent: str = "    ") -> RunRecord:
+    """Trains one run of the study into config.out_dir (recipe.json written once it has finished)."""
     from kerascnn import outputs, store, training
     from kerascnn.callbacks import epoch_lines
 
+    name = "cnn_bn" if config.batchnorm else "cnn"
+    progress(f"{label}: training {config.epochs} epoch(s) -> {config.out_dir}")
+    out = Path(config.out_dir)
+    with outputs.FolderLock(out):  # makes the run's folder; a run that fails first leaves none
+        (out / "recipe.json").unlink(missing_ok=True)  # written again only once this run has finished
+        extra = (epoch_lines(progress, config.epochs, indent=indent),) if verbose == 0 else ()
+        result = training.train(config, data, verbose=verbose, callbacks=extra,
+                                notify=lambda line: progress(f"{label}: {line}"))
+        store.write_json(out / "recipe.json", _recipe_key(config))
+    record = RunRecord(name, config.batchnorm, config.seed, result.steps, result.history, result.metrics, os.fspath(out))
+    progress(f"{label}: test accuracy {record.test_accuracy:.2%}, {sum(record.epoch_seconds):.0f} s")
+    return record
+
+
+def _train_in_worker(payload, notify) -> RunRecord:
+    config, label = payload
+    return train_run(config, label, notify, indent=f"{label}: ")
+
+
+def run(options: Options, progress: Callable[[str], None] = lambda line: None, verbose: int | str = 0) -> CompareResult:
+    """Trains (or reuses) both variants for every seed and aggregates them.
+
+    progress: one line per run and, with verbose=0, one per epoch (with jobs > 1 each line starts with
+    its run's label). verbose: passed to Keras (1: its progress bar; serial runs only). Raises
+    training.TrainingInterrupted (parallel.Interrupted with jobs > 1) on Ctrl-C; the same call resumes.
+    """
+    from kerascnn import parallel
+
     options.check()
-    runs = []
+    records: dict[int, RunRecord] = {}
+    pending = []
     total = 2 * options.seeds
-    number = 0
     for seed in options.seed_list:
-        data = None
         for name, batchnorm in VARIANTS:
-            number += 1
             config = options.train_config(batchnorm, seed)
-            label = f"run {number}/{total}: {name} seed {seed}"
+            label = f"run {len(records) + len(pending) + 1}/{total}: {name} seed {seed}"
             record = load_finished(config)
             if record is not None:
                 progress(f"{label}: already done in {record.out_dir} (test accuracy {record.test_accuracy:.2%}), reused")
-                runs.append(record)
-                continue
-            if data is None:
-                data = config.task.splits(config.val_size, seed, config.subset)
-            progress(f"{label}: training {config.epochs} epoch(s) -> {config.out_dir}")
-            out = Path(config.out_dir)
-            with outputs.FolderLock(out):  # makes the run's folder; a run that fails first leaves none
-                (out / "recipe.json").unlink(missing_ok=True)  # written again only once this run has finished
-                extra = (epoch_lines(progress, config.epochs, indent="    "),) if verbose == 0 else ()
-                result = training.train(config, data, verbose=verbose, callbacks=extra,
-                                        notify=lambda line, label=label: progress(f"{label}: {line}"))
-                store.write_json(out / "recipe.json", _recipe_key(config))
-            record = RunRecord(name, batchnorm, seed, result.steps, result.history, result.metrics, os.fspath(out))
-            progress(f"{label}: test accuracy {record.test_accuracy:.2%}, {sum(record.epoch_seconds):.0f} s")
-            runs.append(record)
+                records[len(records) + len(pending)] = record
+            else:
+                pending.append((len(records) + len(pending), label, config))
+    if options.jobs > 1 and pending:  # even one run: the same threads as its siblings would have had
+        done = parallel.run([(label, (config, label)) for _, label, config in pending], options.jobs,
+                            _train_in_worker, progress)
+        records.update({index: record for (index, _, _), record in zip(pending, done)})
+    else:
+        data, data_seed = None, None
+        for index, label, config in pending:
+            if data_seed != config.seed:  # both variants of a seed share its split
+                data, data_seed = config.task.splits(config.val_size, config.seed, config.subset), config.seed
+            records[index] = train_run(config, label, progress, verbose, data)
+    runs = [records[i] for i in range(total)]
     return aggregate(runs, options.to_dict(), options.threshold)
 
 
