@@ -18,10 +18,16 @@ from cli.train import recipe_options
               help="Output folder; the runs go into OUT/runs/<cnn|cnn_bn>_seed<S>/.")
 @click.option("--force", is_flag=True,
               help="Write into an --out folder that kerascnn did not make (its files are kept).")
-@click.option("--verbose", is_flag=True, help="Keras' progress bar for every epoch instead of one line each.")
+@click.option("--verbose", is_flag=True, help="Keras' progress bar for every epoch instead of one line each "
+                                             "(not with --jobs above 1).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at a time, each in its own process with cores / N intra-op threads (1: one after "
+                   "another in this process, all cores). Results equal a serial run's up to floating-point "
+                   "rounding (the thread count changes the order of sums); the same --jobs repeats them bit "
+                   "for bit.")
 @guarded
 def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, val_every, subset, precision, dataset,
-            data_dir, out_dir, force, verbose):
+            data_dir, out_dir, force, verbose, jobs):
     """Does batch norm help? Train with and without it for several seeds and compare.
 
     Trains both variants with the same recipe for each seed, then draws training and validation
@@ -38,6 +44,10 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     runs are reused, an unfinished one resumes. Writes OUT/result.json, curves_loss.png,
     curves_accuracy.png and test_accuracy.png.
 
+    --jobs N trains N runs at once in worker processes (lines start with the run's label). Beyond
+    one machine: run `--first-seed K --seeds 1` on each machine with the same --out on a shared
+    disk (or copy OUT/runs/ back), then the whole command once more: it reuses every finished run.
+
     \b
     Example:  kerascnn compare --seeds 3 --epochs 5
     """
@@ -47,7 +57,9 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     train = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                         lr_schedule=lr_schedule, val_size=val_size, val_every=val_every, subset=subset,
                         precision=precision)
-    options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir)
+    if verbose and jobs > 1:
+        raise click.UsageError("--verbose draws Keras' bar in this process: use it without --jobs")
+    options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir, jobs=jobs)
     options.check()
     quiet_tensorflow()
     from cli.common import emit
@@ -57,7 +69,8 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     runs.check_training_folder(out_dir, force=force)
     click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs of "
                f"{epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
-               f"{training.resolve_precision(precision)} -> {out_dir}/")
+               f"{training.resolve_precision(precision)}"
+               f"{f', {jobs} at a time' if jobs > 1 else ''} -> {out_dir}/")
     started = time.perf_counter()
     with outputs.FolderLock(out_dir):
         result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0)

@@ -203,3 +203,58 @@ def test_compare_options_make_one_folder_per_run(tmp_path):
         Options(seeds=0).check()
     with pytest.raises(BadValue, match="^epochs: "):
         Options(train=TrainConfig(epochs=0)).check()
+
+
+# ---------------------------------------------------------------------------- --jobs and several machines
+def _metrics(out):
+    return {run.name: json.loads((run / "metrics.json").read_text()) for run in sorted((out / "runs").iterdir())}
+
+
+def test_jobs_give_a_serial_runs_numbers_and_split_seeds_are_reused(tmp_path, idx_dir):
+    base = ["compare", "--seeds", 1, "--epochs", 1, "--batch-size", 20, "--subset", 100, "--val-size", 20,
+            "--precision", "fp32", "--data-dir", idx_dir]
+    serial = CliRunner().invoke(cli, [str(a) for a in base + ["--out", tmp_path / "serial"]])
+    parallel = CliRunner().invoke(cli, [str(a) for a in base + ["--jobs", 2, "--out", tmp_path / "parallel"]])
+    assert serial.exit_code == 0 and parallel.exit_code == 0, serial.output + parallel.output
+    assert "2 at a time" in parallel.output
+    for label in ("run 1/2: cnn seed 0", "run 2/2: cnn_bn seed 0"):  # workers' lines reach the user, labelled
+        assert f"{label}: training 1 epoch(s)" in parallel.output and f"{label}: epoch 1/1: loss" in parallel.output
+    one, two = _metrics(tmp_path / "serial"), _metrics(tmp_path / "parallel")
+    assert set(one) == set(two) == {"cnn_seed0", "cnn_bn_seed0"}
+    # 2 intra-op threads against 1 (two cores shared out): the order of sums only (kerascnn.parallel)
+    for name in one:
+        assert abs(two[name]["test_accuracy"] - one[name]["test_accuracy"]) <= 0.01, name  # 2 of 200 images
+        assert two[name]["test_loss"] == pytest.approx(one[name]["test_loss"], rel=1e-3)
+    assert two["cnn_seed0"]["test_accuracy"] == one["cnn_seed0"]["test_accuracy"]
+
+    # another machine trains seed 1 into the same (shared) --out; then the whole study reuses both
+    other = CliRunner().invoke(cli, [str(a) for a in base + ["--first-seed", 1, "--out", tmp_path / "serial"]])
+    assert other.exit_code == 0 and "run 1/2: cnn seed 1: training" in other.output, other.output
+    whole = CliRunner().invoke(cli, [str(a) for a in base[:2] + [2] + base[3:] + ["--jobs", 2, "--out", tmp_path / "serial"]])
+    assert whole.exit_code == 0 and "4 runs (4 reused)" in whole.output and "training" not in whole.output, whole.output
+
+
+def _error(result, exit_code: int) -> str:
+    """The command's one error line: stderr is that line alone, and there is no traceback."""
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def test_a_failing_worker_is_one_line_and_ctrl_c_exits_130(tmp_path, idx_dir, monkeypatch):
+    import multiprocessing.context
+
+    base = ["compare", "--seeds", 1, "--epochs", 1, "--batch-size", 20, "--subset", 100, "--val-size", 20,
+            "--precision", "fp32", "--data-dir", idx_dir, "--jobs", 2, "--force"]
+    out = tmp_path / "broken"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "cnn_seed0").write_text("a file where the run's folder goes")
+    assert _error(CliRunner().invoke(cli, [str(a) for a in base + ["--out", out]]), 1).startswith(
+        "Error: run 1/2: cnn seed 0: ")
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", interrupted)
+    line = _error(CliRunner().invoke(cli, [str(a) for a in base + ["--out", tmp_path / "stopped"]]), 130)
+    assert "run the same command again" in line
