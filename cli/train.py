@@ -19,10 +19,7 @@ class Devices(click.ParamType):
     def convert(self, value, param, ctx):
         if isinstance(value, int) or value == "all":
             return value
-        try:
-            count = int(value)
-        except ValueError:
-            count = 0
+        count = int(value) if str(value).isdigit() else 0
         if count < 1:
             self.fail(f"must be 'all' or a whole number >= 1, got {value!r}", param, ctx)
         return count
@@ -187,6 +184,10 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     saved_models/cnn_pgd was made by `kerascnn train --adversarial pgd --eps 0.3 --attack-steps 5
     --batch-size 64 --epochs 15 --out saved_models/cnn_pgd`: 555 s on two shared CPU cores, test
     accuracy 99.05%, and 94.4% of 1,000 test images still right under PGD-40 at eps 0.3.
+
+    --devices N trains on N GPUs (all: every GPU; without a GPU, N logical CPU devices) with
+    MirroredStrategy, --batch-size split across them: one device's results up to rounding. Keras 3's
+    fit has no multi-machine training (keras-team/keras#20585): split `kerascnn compare`'s seeds.
 
     Interrupted (Ctrl-C, or the process killed)? Run the same command again: it resumes from the
     last finished epoch. model.keras is only ever written whole; a diverging run (the loss is no
