@@ -1,7 +1,8 @@
 """The project's own Keras classes that a training checkpoint may name: the fused Adam optimizer,
-the per-step recorder metric and the adversarial trainer (kerascnn.adversarial). Loading any
-`.keras` file goes through `custom_objects()`, so that a checkpoint of an unfinished run loads
-anywhere; the finished model.keras names none of them (an adversarial run saves its plain classifier).
+the per-step recorder metric, the adversarial trainer (kerascnn.adversarial) and the fused batch
+norm (kerascnn.batchnorm). Loading any `.keras` file goes through `custom_objects()`, so that a
+checkpoint of an unfinished run loads anywhere; the finished model.keras names none of them (an
+adversarial run saves its plain classifier, a batch-norm run Keras' own BatchNormalization).
 """
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import tensorflow as tf
 
 
 def custom_objects() -> dict:
-    return {"FusedAdam": FusedAdam, "StepRecorder": StepRecorder, "AdversarialTrainer": AdversarialTrainer,
+    from kerascnn.batchnorm import FusedBatchNormalization
+
+    return {"FusedBatchNormalization": FusedBatchNormalization, "FusedAdam": FusedAdam, "StepRecorder": StepRecorder,
+            "AdversarialTrainer": AdversarialTrainer,
             "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
 
 

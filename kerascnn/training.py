@@ -66,6 +66,8 @@ class TrainConfig:
     subset: int | None = None        # use only the first N training images (quick trials, tests)
     optimizer: str = "fused_adam"    # "adam": Keras' own Adam (same arithmetic, slower); for A/B timing
     jit_compile: bool = False        # XLA for the train step (slower on the CPUs measured; see benchmarks)
+    fused_batchnorm: bool = True     # batch norm through TF's fused kernels (kerascnn.batchnorm); False: Keras'
+                                     # own layer (same arithmetic, slower); for A/B timing
     adversarial: AdversarialRecipe | None = None  # train on attacked images (kerascnn.adversarial); None: clean
     devices: int | str = 1           # replicas of MirroredStrategy: N GPUs (or N logical CPUs), "all" GPUs;
                                      # batch_size is the global batch, split across them (kerascnn.devices)
@@ -226,7 +228,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
         with scope:
-            classifier = build_model(config.batchnorm, dtype_policy(precision), shape, classes)
+            classifier = build_model(config.batchnorm, dtype_policy(precision), shape, classes,
+                                     fused_batchnorm=config.fused_batchnorm)
             if strategy and config.batchnorm:  # batch statistics of the global batch, as on one device
                 classifier = device_plan.synchronized(classifier)
             model = wrap(classifier, config.adversarial, steps_per_epoch, config.seed)
@@ -268,6 +271,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "label_smoothing": config.label_smoothing, "seed": config.seed,
         "val_size": int(len(data.x_val)), "train_images": int(len(data.x_train)), "subset": config.subset,
         "precision": precision, "devices": replicas, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
+        "fused_batchnorm": config.fused_batchnorm,
         "steps_per_execution": config.steps_per_execution, "steps_per_epoch": steps_per_epoch,
         "train_seconds": round(train_seconds, 3), "epoch_seconds": [row["seconds"] for row in history],
         "images_per_second": round(len(data.x_train) * len(history) / train_seconds, 1) if train_seconds else None,

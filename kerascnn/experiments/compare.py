@@ -65,6 +65,7 @@ def _recipe_key(train_config: TrainConfig) -> dict:
     key = asdict(train_config)
     key.pop("out_dir")
     key.pop("devices")  # the replicas compute one device's run (kerascnn.devices)
+    key.pop("fused_batchnorm")  # the same arithmetic either way (kerascnn.batchnorm)
     key["precision"] = resolve_precision(train_config.precision)
     return key
 
