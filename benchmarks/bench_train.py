@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py                      # the comparison (issue: 3 pairs, batch 16 and 64)
     python benchmarks/bench_train.py --levers             # each speed lever on and off, same way
+    python benchmarks/bench_train.py --batchnorm --batch-sizes 16   # an epoch with batch norm over one without
     python benchmarks/bench_train.py --inference          # evaluation and one occlusion map
     (attack steps per second: benchmarks/bench_attacks.py)
 
@@ -114,7 +115,32 @@ LEVERS = {
     "default, oneDNN off": ({}, {"TF_ENABLE_ONEDNN_OPTS": "0"}),
     "batch norm, bf16 (the default)": ({"batchnorm": True}, {}),
     "batch norm, fp32": ({"batchnorm": True, "precision": "fp32"}, {}),
+    "batch norm, bf16, Keras' own layer": ({"batchnorm": True, "fused_batchnorm": False}, {}),
+    "batch norm, fp32, Keras' own layer": ({"batchnorm": True, "precision": "fp32", "fused_batchnorm": False}, {}),
 }
+
+#: `--batchnorm`: an epoch with batch norm over one without, per precision, fused kernels and Keras' layer
+BATCHNORM = {"bf16": ("+ mixed_bfloat16 (the default)", "batch norm, bf16 (the default)",
+                      "batch norm, bf16, Keras' own layer"),
+             "fp32": ("+ fused Adam", "batch norm, fp32", "batch norm, fp32, Keras' own layer")}
+
+
+def batchnorm(args) -> None:
+    """Epoch time with batch norm over without, alternated: the fused layer and Keras' own."""
+    names = [name for trio in BATCHNORM.values() for name in trio]
+    for batch_size in args.batch_sizes:
+        variants = {name: ("kerascnn", LEVERS[name][0], LEVERS[name][1]) for name in names}
+        results = alternate(variants, batch_size, args.rounds)
+        for precision, (plain, fused, own) in BATCHNORM.items():
+            summary = {"summary": "batchnorm", "batch_size": batch_size, "precision": precision}
+            for label, name in (("fused", fused), ("keras_layer", own)):
+                # per round (the runs of one round ran side by side), then the median
+                ratios = [b["epoch_seconds"] / a["epoch_seconds"] for a, b in zip(results[plain], results[name])]
+                summary |= {f"{label}_epoch_ratio": round(statistics.median(ratios), 3),
+                            f"{label}_epoch_seconds": median(results[name], "epoch_seconds"),
+                            f"{label}_test_accuracy": median(results[name], "test_accuracy")}
+            summary |= {"no_batchnorm_epoch_seconds": median(results[plain], "epoch_seconds")}
+            print(json.dumps(summary), flush=True)
 
 
 def levers(args) -> None:
@@ -132,27 +158,26 @@ def levers(args) -> None:
 def inference(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
-    from kerascnn import data, evaluation, store
+    from kerascnn.experiments.occlusion import occlude
+    from kerascnn.subject import load_keras, predict_logits
+    from kerascnn.tasks import Pick, Task, pick
 
-    model = store.load_model(None)
-    images, labels = data.load_test(str(IDX))
-    evaluation.predict_logits(model, images[:1000])  # trace once
+    model = load_keras(None)  # the shipped cnn
+    task = Task("mnist", str(IDX))
+    images, _ = task.test()
+    predict_logits(model, images[:1000])  # trace once
     times = []
     for _ in range(args.rounds):
         start = time.perf_counter()
-        evaluation.predict_logits(model, images)
+        predict_logits(model, images)
         times.append(time.perf_counter() - start)
     print(json.dumps({"summary": "evaluate", "images": len(images), "batch_size": 1000,
                       "images_per_second": round(len(images) / statistics.median(times), 1)}), flush=True)
-    try:
-        from kerascnn import occlusion
-    except ImportError:
-        return
-    image, label = images[data.pick(labels, digit=7)], int(labels[data.pick(labels, digit=7)])
+    seven = pick(task, Pick(class_name=7))
     times = []
     for _ in range(args.rounds + 1):
         start = time.perf_counter()
-        occlusion.sensitivity_map(model, image, label, patch=14, fill=0.5)
+        occlude(model, seven.image, seven.label, patch=14, stride=1)
         times.append(time.perf_counter() - start)
     print(json.dumps({"summary": "occlusion_map", "patch": 14, "stride": 1,
                       "seconds_first": round(times[0], 3), "seconds": round(statistics.median(times[1:]), 3)}),
@@ -165,6 +190,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs of each variant (alternated)")
     parser.add_argument("--levers", action="store_true", help="measure each lever instead of the comparison")
     parser.add_argument("--lever", action="append", choices=list(LEVERS), help="only these levers")
+    parser.add_argument("--batchnorm", action="store_true",
+                        help="epoch time with batch norm over without (bf16 and fp32; fused layer and Keras' own)")
     parser.add_argument("--inference", action="store_true", help="evaluation and occlusion-map speed")
     parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
     args = parser.parse_args()
@@ -173,6 +200,8 @@ def main() -> None:
         inference(args)
     elif args.levers:
         levers(args)
+    elif args.batchnorm:
+        batchnorm(args)
     else:
         compare(args)
 
