@@ -11,8 +11,9 @@
                     optimizer's state) and what is needed to go on from it; removed at the end
 
 Speed (measured in benchmarks/bench_train.py): the data stay in memory as tensors; `steps_per_execution`
-runs many steps per call into TensorFlow; the Adam update is one fused kernel per variable; and on
-CPUs with bf16 instructions the hidden layers compute in bfloat16 (variables, logits and loss float32).
+runs many steps per call into TensorFlow; the Adam update is one fused kernel per variable; batch norm
+runs through TensorFlow's fused kernels (kerascnn.batchnorm); and on CPUs with bf16 instructions the
+hidden layers compute in bfloat16 (variables, logits and loss float32).
 """
 from __future__ import annotations
 
