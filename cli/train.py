@@ -17,12 +17,14 @@ class Devices(click.ParamType):
     name = "all|N"
 
     def convert(self, value, param, ctx):
-        if isinstance(value, int) or value == "all":
-            return value
-        count = int(value) if str(value).isdigit() else 0
-        if count < 1:
-            self.fail(f"must be 'all' or a whole number >= 1, got {value!r}", param, ctx)
-        return count
+        from kerascnn import BadValue, devices
+
+        value = int(value) if str(value).isdigit() else value
+        try:
+            devices.check(value)
+        except BadValue as e:
+            self.fail(e.message, param, ctx)
+        return value
 
 
 def recipe_options(func):

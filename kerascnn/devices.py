@@ -77,18 +77,3 @@ def strategy(devices):
             [d.name for d in tf.config.list_logical_devices("CPU")]
     return count, tf.distribute.MirroredStrategy(names[:count])
 
-
-def synchronized(model):
-    """A copy of `model`, same weights, whose BatchNormalization layers compute their batch statistics
-    over all replicas (`synchronized=True`): the statistics of the global batch, as on one device."""
-    import keras
-
-    def clone(layer):
-        config = layer.get_config()
-        if isinstance(layer, keras.layers.BatchNormalization):
-            config["synchronized"] = True
-        return layer.__class__.from_config(config)
-
-    copy = keras.models.clone_model(model, clone_function=clone)
-    copy.set_weights(model.get_weights())
-    return copy

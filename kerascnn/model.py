@@ -20,13 +20,15 @@ BLOCKS = ("conv1", "conv2", "fc1")
 
 def build_model(batchnorm: bool = False, dtype_policy: str | None = None,
                 input_shape: tuple[int, int, int] = ASSIGNMENT_INPUT_SHAPE, num_classes: int = ASSIGNMENT_CLASSES,
-                fused_batchnorm: bool = False):
+                fused_batchnorm: bool = False, synchronized: bool = False):
     """A functional keras.Model mapping (N, H, W, C) float32 in [0, 1] to (N, K) float32 logits.
 
     dtype_policy: a Keras dtype policy for the hidden layers ("mixed_bfloat16" for fast training on
     CPUs with bf16 support); the logits are always float32. Layer names are fixed (see module doc).
     fused_batchnorm: batch norm through TensorFlow's fused kernels (kerascnn.batchnorm: the same
     variables and arithmetic, for training); otherwise Keras' own BatchNormalization.
+    synchronized: batch statistics over all replicas of a tf.distribute strategy (those of the global
+    batch, as on one device; kerascnn.devices), through Keras' own computation.
     """
     import keras
 
@@ -40,7 +42,7 @@ def build_model(batchnorm: bool = False, dtype_policy: str | None = None,
         if not batchnorm:
             return layer(x)
         x = layer(x)
-        x = BatchNormalization(name=f"{name}_bn", dtype=policy)(x)
+        x = BatchNormalization(name=f"{name}_bn", dtype=policy, synchronized=synchronized)(x)
         return keras.layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
 
     # With batch norm the layers keep their biases (redundant before the mean subtraction, but the

@@ -229,10 +229,9 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         notify(f"resuming from epoch {done} of {config.epochs} (checkpoint in {out_dir / '.resume'})")
     else:
         with scope:
+            # under a strategy, batch statistics of the global batch, as on one device
             classifier = build_model(config.batchnorm, dtype_policy(precision), shape, classes,
-                                     fused_batchnorm=config.fused_batchnorm)
-            if strategy and config.batchnorm:  # batch statistics of the global batch, as on one device
-                classifier = device_plan.synchronized(classifier)
+                                     fused_batchnorm=config.fused_batchnorm, synchronized=strategy is not None)
             model = wrap(classifier, config.adversarial, steps_per_epoch, config.seed)
             recorder = compile_for_training(model, config, steps_per_epoch)
         history, rows = [], []

@@ -75,3 +75,18 @@ def test_mixed_precision_keeps_float32_logits():
     assert out.dtype.name == "float32"
     assert model.get_layer("conv1").compute_dtype == "bfloat16"
     assert model.get_layer("conv1").variable_dtype == "float32"
+
+
+def test_batchnorm_layers_are_fused_or_synchronized_only_when_asked():
+    import keras
+
+    from kerascnn.batchnorm import FusedBatchNormalization
+
+    def bn_layers(model):
+        return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+    plain, fused, synced = build_model(True), build_model(True, fused_batchnorm=True), build_model(True, synchronized=True)
+    assert len(bn_layers(plain)) == 3 and not any(isinstance(l, FusedBatchNormalization) for l in bn_layers(plain))
+    assert all(isinstance(l, FusedBatchNormalization) for l in bn_layers(fused))
+    assert all(l.synchronized for l in bn_layers(synced)) and not any(l.synchronized for l in bn_layers(plain))
+    assert fused.count_params() == plain.count_params() == synced.count_params()
