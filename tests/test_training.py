@@ -85,6 +85,51 @@ def test_train_writes_every_file_and_learns(tmp_path, idx_dir):
     np.testing.assert_allclose(loaded(x), result.model(x), atol=1e-6)
 
 
+def test_epoch_end_validation_is_the_trained_models_plain_cross_entropy(tmp_path, idx_dir):
+    seen = []
+
+    class Later(keras.callbacks.Callback):  # a user's callback, after the project's own
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((logs["val_loss"], logs["val_accuracy"]))
+
+    cfg = config(tmp_path, idx_dir, epochs=1, label_smoothing=0.2)
+    result = train(cfg, verbose=0, callbacks=(Later(),))
+    data = cfg.task.splits(cfg.val_size, cfg.seed, cfg.subset)
+    logits = result.model.predict(data.x_val, verbose=0).astype(np.float64)
+    logits -= logits.max(1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    loss = -log_p[np.arange(len(data.y_val)), data.y_val].mean()  # no smoothing, whatever the recipe
+    accuracy = np.mean(logits.argmax(1) == data.y_val)
+    assert seen == [(result.history[-1]["val_loss"], result.history[-1]["val_accuracy"])]
+    assert result.history[-1]["val_loss"] == pytest.approx(loss, rel=1e-4)
+    assert result.history[-1]["val_accuracy"] == pytest.approx(accuracy)
+    assert result.steps[-1]["val_loss"] == result.history[-1]["val_loss"]
+
+
+def test_the_training_step_creates_no_variables_so_it_is_traced_once():
+    # TensorFlow traces a function twice when its first trace creates variables (optimizer slots,
+    # metric totals made lazily): compile_for_training makes them all beforehand.
+    import tensorflow as tf
+
+    from kerascnn.model import build_model
+    from kerascnn.training import compile_for_training
+
+    model = build_model(input_shape=(8, 8, 1), num_classes=3)
+    compile_for_training(model, TrainConfig(steps_per_execution=2), steps_per_epoch=4)
+    created = []
+
+    def creator(next_creator, **kwargs):
+        created.append(kwargs.get("name"))
+        return next_creator(**kwargs)
+
+    x = np.random.default_rng(0).random((8, 8, 8, 1), dtype=np.float32)
+    y = np.arange(8) % 3
+    with tf.variable_creator_scope(creator):
+        model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    assert created == []
+    assert model.optimizer.iterations.numpy() == 2
+
+
 def test_bf16_batchnorm_run_trains(tmp_path, idx_dir):
     result = train(config(tmp_path, idx_dir, batchnorm=True, precision="bf16", epochs=1), verbose=0)
     assert result.metrics["precision"] == "bf16" and result.metrics["batchnorm"]
