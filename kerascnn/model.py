@@ -38,23 +38,28 @@ def build_model(batchnorm: bool = False, dtype_policy: str | None = None,
     else:
         BatchNormalization = keras.layers.BatchNormalization
 
-    def block(x, layer, name):
-        if not batchnorm:
-            return layer(x)
+    def block(x, layer, name, pool=None):
+        """layer (+ batch norm and ReLU), then the pool if any."""
         x = layer(x)
-        x = BatchNormalization(name=f"{name}_bn", dtype=policy, synchronized=synchronized)(x)
-        return keras.layers.ReLU(name=f"{name}_relu", dtype=policy)(x)
+        if batchnorm:
+            x = BatchNormalization(name=f"{name}_bn", dtype=policy, synchronized=synchronized)(x)
+            relu = keras.layers.ReLU(name=f"{name}_relu", dtype=policy)
+            if pool is not None and fused_batchnorm:
+                # The training model pools before the ReLU: max and ReLU commute exactly (ReLU keeps
+                # order), gradients included, and the ReLU's backward pass then reads a map a quarter
+                # the size. The saved model keeps the assignment's order (conv1_relu is the full map).
+                return relu(pool(x))
+            x = relu(x)
+        return x if pool is None else pool(x)
 
     # With batch norm the layers keep their biases (redundant before the mean subtraction, but the
     # switch then only *inserts* layers, as in the assignment, and the base 799,078 stay as they are).
     act = None if batchnorm else "relu"
     inputs = keras.Input(tuple(input_shape), name="image")
-    x = block(inputs, keras.layers.Conv2D(32, 3, padding="same", activation=act,
-                                          name="conv1", dtype=policy), "conv1")
-    x = keras.layers.MaxPooling2D(2, 2, name="pool1", dtype=policy)(x)
-    x = block(x, keras.layers.Conv2D(32, 3, padding="same", activation=act,
-                                     name="conv2", dtype=policy), "conv2")
-    x = keras.layers.MaxPooling2D(2, 2, name="pool2", dtype=policy)(x)
+    x = block(inputs, keras.layers.Conv2D(32, 3, padding="same", activation=act, name="conv1", dtype=policy),
+              "conv1", keras.layers.MaxPooling2D(2, 2, name="pool1", dtype=policy))
+    x = block(x, keras.layers.Conv2D(32, 3, padding="same", activation=act, name="conv2", dtype=policy),
+              "conv2", keras.layers.MaxPooling2D(2, 2, name="pool2", dtype=policy))
     x = keras.layers.Flatten(name="flatten", dtype=policy)(x)
     x = block(x, keras.layers.Dense(500, activation=act, name="fc1", dtype=policy), "fc1")
     logits = keras.layers.Dense(num_classes, name="logits", dtype="float32")(x)

@@ -84,3 +84,28 @@ def test_training_model_with_fused_layers_saves_and_reloads_and_its_weights_fit_
     expected = fast.predict(x, verbose=0)
     np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(plain.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_training_model_pools_before_the_relu_with_the_same_outputs_and_gradients():
+    fast = build_model(True, None, (12, 12, 3), 4, fused_batchnorm=True)
+    plain = build_model(True, None, (12, 12, 3), 4)
+    names = [layer.name for layer in fast.layers]
+    assert names.index("pool1") < names.index("conv1_relu") and names.index("pool2") < names.index("conv2_relu")
+    plain_names = [layer.name for layer in plain.layers]
+    assert plain_names.index("conv1_relu") < plain_names.index("pool1")
+    plain.set_weights(fast.get_weights())
+    # inputs centred on 0, so that many of the batch-normalised values are negative: the ReLU matters
+    x = tf.constant(np.random.default_rng(2).normal(size=(8, 12, 12, 3)).astype("float32"))
+    y = np.arange(8) % 4
+    results = []
+    for model in (fast, plain):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+        results.append((logits.numpy(), tape.gradient(loss, model.trainable_variables)))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
+    for variable, ours, theirs in zip(fast.trainable_variables, results[0][1], results[1][1]):
+        # the conv and fc1 biases' gradients are zero up to rounding (batch norm removes the mean)
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-3, atol=1e-5, err_msg=variable.path)
+        if not variable.path.endswith("bias"):
+            assert np.abs(theirs.numpy()).max() > 1e-3, variable.path
