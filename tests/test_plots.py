@@ -320,10 +320,13 @@ def variant(batchnorm: bool, first_val: float):
 
 def test_band_curves_zoom_on_the_later_points_and_mark_the_early_ones():
     result = SimpleNamespace(plain=variant(False, 0.95), batchnorm=variant(True, 0.76), threshold=0.98,
-                             recipe={"epochs": 4, "batch_size": 16, "val_every": 400},
+                             recipe={"train": {"epochs": 4, "batch_size": 16, "val_every": 400,
+                                               "lr_schedule": "cosine"}, "seeds": 2},
                              runs=[SimpleNamespace(metrics={"steps_per_epoch": 1000, "epochs": 4}, history=[])])
     fig = plots.band_curves(result, "accuracy")
     bottom = fig.axes[0].get_ylim()[0]
     assert 0.96 < bottom < 0.98
     assert "below the axis" in joined(fig)
+    assert "(4 epochs, batch 16, lr schedule cosine;" in fig.get_suptitle()
+    assert fig.axes[1].get_title() == "validation (every 400 iterations and at epoch ends)"
     assert plots.band_curves(result, "loss").axes[0].get_yscale() == "log"

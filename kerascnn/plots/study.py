@@ -50,7 +50,8 @@ def band_curves(result, key: str = "accuracy"):
     every = f"every {block:,.0f} iterations" if block else "per block"
     axes[0].set_title(f"training: mean loss of each block of batches ({every})" if key == "loss"
                       else f"training: accuracy of each block of batches ({every})", fontsize=10)
-    val_every = result.recipe.get("val_every")
+    recipe = _train_recipe(result)
+    val_every = recipe.get("val_every")
     when = f"every {val_every} iterations and at epoch ends" if val_every else "at epoch ends"
     axes[1].set_title(f"validation ({when})", fontsize=10)
     for ax in axes:
@@ -79,13 +80,18 @@ def band_curves(result, key: str = "accuracy"):
                           f"drawn from the points after the first epoch", fontsize=9, color=MUTED)
         axes[0].yaxis.set_major_formatter(_percent_formatter())
     axes[1].legend(loc="lower right" if key == "accuracy" else "upper right", fontsize=8)
-    recipe = result.recipe
     epochs = recipe.get("epochs", "?")
     ends = "; dotted: epoch ends" if _epoch_ends(result) else ""
     fig.suptitle(f"{'Loss' if key == 'loss' else 'Accuracy'} with and without batch norm: mean over seeds, "
                  f"band from min to max ({epochs} epoch{'' if epochs == 1 else 's'}, batch "
                  f"{recipe.get('batch_size', '?')}, lr schedule {recipe.get('lr_schedule', '?')}{ends})", fontsize=11)
     return fig
+
+
+def _train_recipe(result) -> dict:
+    """The training recipe of a study: result.json keeps it under "train", beside the study's own
+    fields (seeds, threshold, ...)."""
+    return result.recipe.get("train", result.recipe)
 
 
 def _accuracy_floor(result, threshold: float) -> float:
