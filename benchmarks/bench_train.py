@@ -4,6 +4,7 @@
     python benchmarks/bench_train.py --levers             # each speed lever on and off, same way
     python benchmarks/bench_train.py --batchnorm --batch-sizes 16   # an epoch with batch norm over one without
     python benchmarks/bench_train.py --inference          # evaluation and one occlusion map
+    python benchmarks/bench_train.py --trees /tmp/before . --set batchnorm=true   # a change, before/after
     (attack steps per second: benchmarks/bench_attacks.py)
 
 Prints one JSON line per run and one summary line per comparison. Every run is a fresh process
@@ -49,16 +50,20 @@ print(json.dumps({"impl": "kerascnn", "batch_size": m["batch_size"], "epoch_seco
 """
 
 
-def run_once(kind: str, batch_size: int, overrides: dict | None = None, env: dict | None = None) -> dict:
-    """One fresh process training one epoch; returns its JSON line as a dict."""
+def run_once(kind: str, batch_size: int, overrides: dict | None = None, env: dict | None = None,
+             tree: Path | None = None) -> dict:
+    """One fresh process training one epoch; returns its JSON line as a dict. tree: a checkout of
+    the project whose kerascnn runs instead of this one (kind "kerascnn" only)."""
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
+    if tree is not None:
+        environment["PYTHONPATH"] = str(tree)
     if kind == "kerascnn":
         args = [sys.executable, "-c", RUN_KERASCNN,
                 json.dumps({"epochs": 1, "batch_size": batch_size, "data_dir": str(IDX)} | (overrides or {}))]
     else:
         script = {"torch": "torch_reference.py", "keras": "keras_reference.py"}[kind]
         args = [sys.executable, str(BENCH / script), "--batch-size", str(batch_size), "--epochs", "1"]
-    done = subprocess.run(args, cwd=BENCH if kind != "kerascnn" else ROOT, env=environment,
+    done = subprocess.run(args, cwd=BENCH if kind != "kerascnn" else (tree or ROOT), env=environment,
                           capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -70,8 +75,8 @@ def alternate(variants: dict, batch_size: int, rounds: int) -> dict:
     """Runs every variant `rounds` times, interleaved; returns name -> list of results."""
     results = {name: [] for name in variants}
     for r in range(rounds):
-        for name, (kind, overrides, env) in variants.items():
-            result = run_once(kind, batch_size, overrides, env) | {"variant": name, "round": r}
+        for name, (kind, overrides, env, *tree) in variants.items():
+            result = run_once(kind, batch_size, overrides, env, *tree) | {"variant": name, "round": r}
             results[name].append(result)
             print(json.dumps(result), flush=True)
     return results
@@ -155,6 +160,26 @@ def levers(args) -> None:
                               "test_accuracy": median(results[name], "test_accuracy")}), flush=True)
 
 
+def trees(args) -> None:
+    """The same epoch from several checkouts of the project (e.g. `git worktree add /tmp/before HEAD~1`),
+    alternated: a change's before and after, measured side by side. The first tree is the baseline."""
+    overrides = {}
+    for item in args.set:
+        field, _, value = item.partition("=")
+        overrides[field] = json.loads(value)
+    paths = [Path(t).resolve() for t in args.trees]
+    for batch_size in args.batch_sizes:
+        variants = {str(p): ("kerascnn", overrides, {}, p) for p in paths}
+        results = alternate(variants, batch_size, args.rounds)
+        base = results[str(paths[0])]
+        for name, runs in results.items():
+            ratios = [b["epoch_seconds"] / a["epoch_seconds"] for a, b in zip(base, runs)]
+            print(json.dumps({"summary": "trees", "tree": name, "batch_size": batch_size, "overrides": overrides,
+                              "epoch_seconds": median(runs, "epoch_seconds"),
+                              "epoch_ratio_to_first": round(statistics.median(ratios), 3),
+                              "test_accuracy": median(runs, "test_accuracy")}), flush=True)
+
+
 def inference(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
@@ -193,10 +218,16 @@ def main() -> None:
     parser.add_argument("--batchnorm", action="store_true",
                         help="epoch time with batch norm over without (bf16 and fp32; fused layer and Keras' own)")
     parser.add_argument("--inference", action="store_true", help="evaluation and occlusion-map speed")
+    parser.add_argument("--trees", nargs="+", metavar="DIR",
+                        help="one epoch from each of these checkouts of the project, alternated (before/after)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
+                        help="with --trees: a TrainConfig field for every run, e.g. --set batchnorm=true")
     parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
-    if args.inference:
+    if args.trees:
+        trees(args)
+    elif args.inference:
         inference(args)
     elif args.levers:
         levers(args)

@@ -6,6 +6,8 @@ per-layer table of what any model is made of.
 
 With batch norm, a BatchNormalization sits after conv1, conv2 and fc1, before their ReLU (which then
 becomes a layer of its own, `<name>_relu`, so that "the output of conv1" still means the rectified map).
+The training model (`fused_batchnorm=True`) pools conv1's and conv2's maps before their ReLU: the same
+function and gradients (max and ReLU commute), less work; its weights fit the plain model as they are.
 """
 from __future__ import annotations
 
