@@ -179,8 +179,8 @@ def compile_for_training(model, config: TrainConfig, steps_per_epoch: int, optim
     loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=optimizer, loss=loss,
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), recorder], steps_per_execution=config.steps_per_execution,
-                  jit_compile=config.jit_compile)
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"), recorder],
+                  steps_per_execution=config.steps_per_execution, jit_compile=config.jit_compile)
     if not model.optimizer.built:
         # Built lazily, the optimizer would make its slots inside the first trace of the training
         # function, and TensorFlow traces a function that creates variables twice (0.2 s measured;
