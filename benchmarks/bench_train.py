@@ -165,9 +165,17 @@ def trees(args) -> None:
     alternated: a change's before and after, measured side by side. The first tree is the baseline."""
     overrides = {}
     for item in args.set:
-        field, _, value = item.partition("=")
-        overrides[field] = json.loads(value)
+        field, equals, value = item.partition("=")
+        if not (field and equals):
+            raise SystemExit(f"--set takes FIELD=VALUE, got {item!r}")
+        try:
+            overrides[field] = json.loads(value)  # true, 64, null ...
+        except ValueError:
+            overrides[field] = value  # a plain word: fp32, cosine ...
     paths = [Path(t).resolve() for t in args.trees]
+    for path in paths:
+        if not (path / "kerascnn" / "__init__.py").is_file():
+            raise SystemExit(f"--trees: {path} is not a checkout of the project (no kerascnn/ in it)")
     for batch_size in args.batch_sizes:
         variants = {str(p): ("kerascnn", overrides, {}, p) for p in paths}
         results = alternate(variants, batch_size, args.rounds)
@@ -220,8 +228,9 @@ def main() -> None:
     parser.add_argument("--inference", action="store_true", help="evaluation and occlusion-map speed")
     parser.add_argument("--trees", nargs="+", metavar="DIR",
                         help="one epoch from each of these checkouts of the project, alternated (before/after)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=JSON",
-                        help="with --trees: a TrainConfig field for every run, e.g. --set batchnorm=true")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --trees: a TrainConfig field for every run (JSON, or a plain word), "
+                             "e.g. --set batchnorm=true --set precision=fp32")
     parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
