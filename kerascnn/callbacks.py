@@ -143,11 +143,10 @@ class StepLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
-        if "val_loss" not in logs:
-            # The epoch's validation point, by the evaluator already traced for the points inside the
-            # epoch (Keras' own validation would trace a test function of its own: 0.15-0.3 s a run).
-            # Written into `logs`, which Keras hands on to the callbacks after this one and to History.
-            logs["val_loss"], logs["val_accuracy"] = self.evaluate()
+        # The epoch's validation point, by the evaluator already traced for the points inside the
+        # epoch (Keras' own validation would trace a test function of its own: 0.15-0.3 s a run).
+        # Written into `logs`, which Keras hands on to the callbacks after this one and to History.
+        logs["val_loss"], logs["val_accuracy"] = self.evaluate()
         if self.rows and self.rows[-1]["epoch"] == epoch:
             self.rows[-1]["val_loss"] = logs.get("val_loss")
             self.rows[-1]["val_accuracy"] = logs.get("val_accuracy")

@@ -91,7 +91,7 @@ def band_curves(result, key: str = "accuracy"):
 def _train_recipe(result) -> dict:
     """The training recipe of a study: result.json keeps it under "train", beside the study's own
     fields (seeds, threshold, ...)."""
-    return result.recipe.get("train", result.recipe)
+    return result.recipe.get("train", {})
 
 
 def _accuracy_floor(result, threshold: float) -> float:
