@@ -352,11 +352,11 @@ def test_train_by_default_writes_runs_cnn_and_leaves_the_shipped_models_alone(tm
 
 # ---------------------------------------------------------------------------- divergence, JSON
 def test_a_diverging_run_is_one_line_naming_epoch_and_step_and_saves_no_model(tmp_path, idx_dir, monkeypatch):
-    from kerascnn import training
+    from kerascnn import compiling
 
     # an infinite learning rate (the CLI refuses one): step 1 is computed with the initial weights,
     # its update makes them infinite, so step 2 is the first non-finite loss
-    monkeypatch.setattr(training, "learning_rate", lambda config, steps_per_epoch: float("inf"))
+    monkeypatch.setattr(compiling, "learning_rate", lambda config, steps_per_epoch: float("inf"))
     out = tmp_path / "run"
     result = cli("train", "--data-dir", idx_dir, *QUICK_TRAIN, "--out", out)
     line = error_line(result, exit_code=1)

@@ -112,7 +112,7 @@ def test_the_training_step_creates_no_variables_so_it_is_traced_once():
     import tensorflow as tf
 
     from kerascnn.model import build_model
-    from kerascnn.training import compile_for_training
+    from kerascnn.compiling import compile_for_training
 
     model = build_model(input_shape=(8, 8, 1), num_classes=3)
     compile_for_training(model, TrainConfig(steps_per_execution=2), steps_per_epoch=4)
@@ -193,7 +193,7 @@ def test_bad_config_is_refused_before_work(tmp_path, field, value):
 
 
 def test_cosine_schedule_decays_from_lr_to_zero_over_the_run():
-    from kerascnn.training import learning_rate
+    from kerascnn.compiling import learning_rate
 
     cfg = TrainConfig(epochs=2, lr=1e-3)
     schedule = learning_rate(cfg, steps_per_epoch=50)
@@ -249,12 +249,12 @@ def test_default_out_dirs_never_name_the_shipped_models(tmp_path, idx_dir):
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_step_and_saves_nothing(tmp_path, idx_dir, monkeypatch):
-    from kerascnn import training
+    from kerascnn import compiling
     from kerascnn.callbacks import TrainingDiverged
 
     # An infinite learning rate: step 1's loss is computed with the initial weights (finite), its
     # update makes them infinite, so step 2 is the first whose loss is not finite.
-    monkeypatch.setattr(training, "learning_rate", lambda config, steps_per_epoch: float("inf"))
+    monkeypatch.setattr(compiling, "learning_rate", lambda config, steps_per_epoch: float("inf"))
     with pytest.raises(TrainingDiverged) as error:
         train(config(tmp_path, idx_dir, epochs=2, steps_per_execution=8), verbose=0)
     assert "epoch 1, step 2" in str(error.value) and "smaller lr" in str(error.value)
