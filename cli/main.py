@@ -53,9 +53,10 @@ def cli():
 
 def _register():
     from cli import (activations, attack, compare, evaluation, explain, export, filters, occlusion, report, robustness,
-                     train)
+                     summary, train)
 
-    for module in (train, evaluation, export, filters, activations, occlusion, explain, robustness, compare, report):
+    for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, compare,
+                   report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)
