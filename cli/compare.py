@@ -64,7 +64,7 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     options.check()
     quiet_tensorflow()
     from cli.common import emit
-    from kerascnn import outputs, runs, training
+    from kerascnn import locks, runs, training
     from kerascnn.experiments import compare as experiment
 
     runs.check_training_folder(out_dir, force=force)
@@ -73,7 +73,7 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
                f"{training.resolve_precision(precision)}"
                f"{f', {jobs} at a time' if jobs > 1 else ''} -> {out_dir}/")
     started = time.perf_counter()
-    with outputs.FolderLock(out_dir):
+    with locks.FolderLock(out_dir):
         result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0)
         click.echo("")
         emit(experiment, result, out_dir, "compare", force=True)

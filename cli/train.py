@@ -214,7 +214,7 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     config.check()
     quiet_tensorflow()
     from kerascnn import devices as device_plan
-    from kerascnn import outputs, runs, training
+    from kerascnn import locks, runs, training
     from kerascnn.callbacks import epoch_lines
 
     replicas = device_plan.prepare(config.devices)  # logical CPU devices only before TensorFlow starts
@@ -222,7 +222,7 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     runs.check_training_folder(out, force=force)
     task = config.task
     data = task.splits(config.val_size, seed, subset)
-    with outputs.FolderLock(out):
+    with locks.FolderLock(out):
         c = config
         click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
                    f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "

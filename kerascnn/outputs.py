@@ -1,4 +1,5 @@
-"""Output folders that never lose anything, and a lock for the folders that training writes into.
+"""Output folders that never lose anything (the lock for folders that training writes into:
+kerascnn.locks).
 
     with outputs.output_folder(out, "export", force=force, protect=[model_path]) as tmp:
         ...  # write everything into tmp
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
-import fcntl
 import json
 import os
 import re
@@ -53,7 +53,7 @@ def output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
     existed = _refusals(given, out, command, force, protect) != "missing"
     outcome = f"{given} was left as it was" if existed else "nothing was written"
     with store.os_errors(f"creating folder {out.parent}", outcome):
-        created = _make_parents(out.parent)
+        created = store.make_parents(out.parent)
     tmp = None
     try:
         with store.os_errors(f"creating a temporary folder in {out.parent}", outcome):
@@ -76,7 +76,7 @@ def output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         if not out.exists():
-            _remove_empty(created)
+            store.remove_made(created)
 
 
 def check_output_folder(out: str | os.PathLike, command: str, *, force: bool = False,
@@ -93,63 +93,6 @@ def _refusals(given: str, out: Path, command: str, force: bool, protect) -> str:
     _refuse_protected(out, given, protect)
     _clean_leftovers(out)
     return _inspect(out, command, given, force)
-
-
-class FolderLock:
-    """Holds `folder/.lock` (flock, exclusive) while a run writes into `folder`.
-
-    A second holder, in any process, gets UserError at once. The kernel drops the lock when its
-    holder dies, even by SIGKILL, so a killed run never leaves it stuck. The folder is made if
-    missing and removed again if the run leaves it empty; the lock file is removed on release.
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
-        self.path = self.folder / ".lock"
-        self._fd: int | None = None
-        self._created: list[Path] = []
-
-    def __enter__(self) -> "FolderLock":
-        with store.os_errors(f"creating folder {self.folder}"):
-            self._created = _make_parents(self.folder)
-        try:
-            with store.os_errors(f"locking {self.folder}"):
-                self._fd = self._acquire()
-                os.ftruncate(self._fd, 0)
-                os.write(self._fd, f"{os.getpid()}\n".encode())
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def _acquire(self) -> int:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                os.close(fd)
-                pid = f" (pid {holder})" if holder.isdigit() else ""
-                raise UserError(f"another kerascnn run is writing into {self.folder}{pid}; "
-                                f"wait for it or choose another --out") from None
-            except BaseException:
-                os.close(fd)
-                raise
-            # The last holder removes the file on release: make sure we locked the one on disk.
-            with contextlib.suppress(FileNotFoundError):
-                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
-                    return fd
-            os.close(fd)
-
-    def __exit__(self, *exc_info) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)  # while still held, so no one locks a file about to vanish
-            os.close(self._fd)
-            self._fd = None
-        _remove_empty(self._created)
-        self._created = []
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -287,29 +230,3 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # another user's
         pass
     return True
-
-
-def _make_parents(folder: Path) -> list[Path]:
-    """Makes `folder` and its missing ancestors; returns those it made, outermost first."""
-    missing = []
-    while not folder.exists() and folder != folder.parent:
-        missing.append(folder)
-        folder = folder.parent
-    made = []
-    try:
-        for path in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                path.mkdir()
-                made.append(path)
-    except BaseException:
-        _remove_empty(made)
-        raise
-    return made
-
-
-def _remove_empty(made: list[Path]) -> None:
-    for path in reversed(made):
-        try:
-            path.rmdir()
-        except OSError:
-            return

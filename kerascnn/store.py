@@ -202,3 +202,30 @@ def save_model(model, path) -> Path:
     with atomic_path(path) as tmp:
         model.save(tmp)
     return Path(path)
+
+
+def make_parents(folder: Path) -> list[Path]:
+    """Makes `folder` and its missing ancestors; returns those it made, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    try:
+        for path in reversed(missing):
+            with contextlib.suppress(FileExistsError):
+                path.mkdir()
+                made.append(path)
+    except BaseException:
+        remove_made(made)
+        raise
+    return made
+
+
+def remove_made(made: list[Path]) -> None:
+    """Removes the folders make_parents made, innermost first, as long as they are empty."""
+    for path in reversed(made):
+        try:
+            path.rmdir()
+        except OSError:
+            return

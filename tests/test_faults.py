@@ -386,7 +386,7 @@ def test_an_infinite_loss_is_written_as_null_in_strict_json(tmp_path, idx_dir):
 
 
 # ---------------------------------------------------------------------------- concurrent runs
-HOLD = ("import sys, time\nfrom kerascnn.outputs import FolderLock\nwith FolderLock(sys.argv[1]):\n"
+HOLD = ("import sys, time\nfrom kerascnn.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n"
         "    print('locked', flush=True)\n    time.sleep(60)\n")
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from kerascnn import UserError, outputs, store
-from kerascnn.outputs import FolderLock, output_folder
+from kerascnn.locks import FolderLock
+from kerascnn.outputs import output_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -283,7 +284,7 @@ def test_a_real_full_disk_is_one_line_and_leaves_nothing(tiny_disk):
 
 
 # ---------------------------------------------------------------------------- the folder lock
-HOLD = "import sys, time\nfrom kerascnn.outputs import FolderLock\nwith FolderLock(sys.argv[1]):\n" \
+HOLD = "import sys, time\nfrom kerascnn.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n" \
        "    print('locked', flush=True)\n    time.sleep(60)\n"
 
 

@@ -93,13 +93,13 @@ def load_finished(train_config: TrainConfig) -> RunRecord | None:
 def train_run(config: TrainConfig, label: str, progress: Callable[[str], None], verbose: int | str = 0,
               data=None, indent: str = "    ") -> RunRecord:
     """Trains one run of the study into config.out_dir (recipe.json written once it has finished)."""
-    from kerascnn import outputs, store, training
+    from kerascnn import locks, store, training
     from kerascnn.callbacks import epoch_lines
 
     name = "cnn_bn" if config.batchnorm else "cnn"
     progress(f"{label}: training {config.epochs} epoch(s) -> {config.out_dir}")
     out = Path(config.out_dir)
-    with outputs.FolderLock(out):  # makes the run's folder; a run that fails first leaves none
+    with locks.FolderLock(out):  # makes the run's folder; a run that fails first leaves none
         (out / "recipe.json").unlink(missing_ok=True)  # written again only once this run has finished
         extra = (epoch_lines(progress, config.epochs, indent=indent),) if verbose == 0 else ()
         result = training.train(config, data, verbose=verbose, callbacks=extra,
