@@ -95,7 +95,7 @@ def digits(tmp_path_factory) -> Case:
 def pets(tmp_path_factory) -> Case:
     import keras
 
-    from kerascnn.sources import write_image_folder
+    from kerascnn.folders import write_image_folder
     from kerascnn.subject import Subject
 
     root = tmp_path_factory.mktemp("contract_pets")

@@ -186,7 +186,7 @@ def test_an_rgb_sequential_softmax_model(tmp_path):
     import keras
 
     from kerascnn import store
-    from kerascnn.sources import write_image_folder
+    from kerascnn.folders import write_image_folder
 
     rng = np.random.default_rng(5)
     x = rng.integers(0, 255, (12, 20, 24, 3)).astype(np.uint8)

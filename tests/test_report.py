@@ -130,12 +130,12 @@ def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
 def test_report_on_another_task_names_its_classes(tmp_path):
     import keras
 
-    from kerascnn import sources
+    from kerascnn import folders
 
     names = ["zebra", "apple", "mango", "kiwi", "plum"]
     rng = np.random.default_rng(0)
     for split, count in (("train", 20), ("test", 15)):
-        sources.write_image_folder(tmp_path / "fruit", rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
+        folders.write_image_folder(tmp_path / "fruit", rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8),
                                    np.arange(count) % 5, names, split)
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, activation="relu", name="look"),

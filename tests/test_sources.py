@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerascnn import UserError, sources
+from kerascnn import UserError, folders, sources
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot")
@@ -123,7 +123,7 @@ def write_split_folder(root, channels=3, seed=0):
     rng = np.random.default_rng(seed)
     labels = {"train": rng.permutation(np.arange(15) % 5), "test": rng.permutation(np.arange(10) % 5)}
     for split, y in labels.items():
-        sources.write_image_folder(root, random_images(len(y), 32, 32, channels, seed + len(y)), y, CLASSES,
+        folders.write_image_folder(root, random_images(len(y), 32, 32, channels, seed + len(y)), y, CLASSES,
                                    split)
     return root
 
@@ -180,7 +180,7 @@ def test_folder_without_split_is_split_per_class_by_seed(tmp_path):
     counts = {"zebra": 5, "apple": 10, "mango": 2, "kiwi": 1, "banana": 6}
     images = random_images(sum(counts.values()), 16, 16, 3, 4)
     labels = np.repeat(np.arange(len(counts)), list(counts.values()))
-    sources.write_image_folder(tmp_path, images, labels, list(counts), split=None)
+    folders.write_image_folder(tmp_path, images, labels, list(counts), split=None)
     arrays = sources.load(data_dir=str(tmp_path), seed=7)
     expected_test = {"zebra": 1, "apple": 2, "mango": 1, "kiwi": 0, "banana": 1}  # 20%, at least 1 of 2+
     names = arrays.class_names
@@ -222,7 +222,7 @@ def test_bad_image_folders_are_refused_in_one_line(tmp_path):
     with pytest.raises(UserError, match="has train/ but no test/"):
         sources.load(data_dir=str(tmp_path))
     broken = tmp_path / "broken"
-    sources.write_image_folder(broken, random_images(4, 8, 8, 1, 0), [0, 0, 1, 1], ["a", "b"], split=None)
+    folders.write_image_folder(broken, random_images(4, 8, 8, 1, 0), [0, 0, 1, 1], ["a", "b"], split=None)
     (broken / "b" / "00003.png").write_bytes(b"not a png")
     with pytest.raises(UserError, match="cannot read image .*00003.png"):
         sources.load(data_dir=str(broken))

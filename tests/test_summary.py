@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import sources
+from kerascnn import folders, sources
 from tests.support import cli
 
 
@@ -76,7 +76,7 @@ def test_summary_of_an_image_folder_and_of_any_model(tmp_path):
 
     images = np.random.default_rng(0).integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
     for split in ("train", "test"):
-        sources.write_image_folder(tmp_path / "pets", images, np.arange(10) % 5, ["ant", "bee", "cat", "dog", "eel"],
+        folders.write_image_folder(tmp_path / "pets", images, np.arange(10) % 5, ["ant", "bee", "cat", "dog", "eel"],
                                    split)
     result = cli("summary", "--data-dir", tmp_path / "pets", "--json")
     assert result.exit_code == 0, result.output

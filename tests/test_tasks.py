@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, UserError, sources
+from kerascnn import BadValue, UserError, folders, sources
 from kerascnn.tasks import Pick, Task, default_val_size, pick, split_validation
 
 
@@ -94,7 +94,7 @@ def test_pick_by_class_and_index(tmp_path):
 def test_classes_by_name_of_an_image_folder(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
     for split in ("train", "test"):
-        sources.write_image_folder(tmp_path, images, [0, 1, 2, 0, 1, 2], ["Sneaker", "bag", "Coat"], split)
+        folders.write_image_folder(tmp_path, images, [0, 1, 2, 0, 1, 2], ["Sneaker", "bag", "Coat"], split)
     task = Task(data_dir=str(tmp_path))
     assert task.class_names == ("Coat", "Sneaker", "bag")  # folders in sorted order
     assert task.class_index("Sneaker") == 1 and task.class_index("sneaker") == 1 and task.class_index("2") == 2

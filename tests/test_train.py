@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import sources, store
+from kerascnn import folders, sources, store
 from tests.support import assert_one_line_error, cli, load_model
 
 RUN_FILES = {"model.keras", "history.csv", "steps.csv", "metrics.json", "loss.png", "accuracy.png",
@@ -28,7 +28,7 @@ def fruit_dir(tmp_path_factory):
     for split, count in (("train", 100), ("test", 25)):
         labels = np.arange(count) % 5
         images = np.clip(colours[labels][:, None, None, :] + rng.integers(-30, 30, (count, 32, 32, 3)), 0, 255)
-        sources.write_image_folder(root, images.astype(np.uint8), labels, FRUIT, split)
+        folders.write_image_folder(root, images.astype(np.uint8), labels, FRUIT, split)
     return root
 
 
