@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import guarded, image_options, json_option, out_options, subject_options
+from cli.common import guarded, image_options, subject_options
+from cli.output import json_option, out_options
 
 
 @click.command()
@@ -27,7 +28,7 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     \b
     Example:  kerascnn activations --digit 7 --layers conv1,conv2
     """
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import activations as experiment
 
     names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())

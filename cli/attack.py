@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import (default_of, finite, guarded, json_option, out_options, progress_bar, subject_options)
+from cli.common import default_of, finite, guarded, subject_options
+from cli.output import json_option, out_options, progress_bar
 from kerascnn.experiments import minimal as minimal_exp, noise as noise_exp, nontargeted as nontargeted_exp
 from kerascnn.experiments import targeted as targeted_exp, universal as universal_exp
 
@@ -67,7 +68,7 @@ def confidence_option(options_class):
 
 
 def _run(experiment, subject, options, label: str, out_dir, force, as_json, name: str, show_done: bool = True):
-    from cli.common import emit
+    from cli.output import emit
 
     with progress_bar(label, getattr(options, "steps", None) or options.epochs, show_done) as progress:
         result = experiment.run(subject, options, progress=progress)

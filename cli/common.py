@@ -1,5 +1,5 @@
 """What every command shares: quiet TensorFlow start-up, one-line errors, the options that build a
-Subject (--model, --dataset, --data-dir) and pick an image, and writing an experiment's outputs.
+Subject (--model, --dataset, --data-dir) and pick an image (writing outputs: cli.output).
 
 Nothing here imports TensorFlow at import time, so `kerascnn --help` answers at once. Every option
 value that can be checked without data is checked while the options are parsed (exit 2).
@@ -224,79 +224,3 @@ def image_options(func=None, *, required: bool = True):
         choice = Pick(class_name if digit is None else str(digit), index, image_file)
         return func(*args, pick=choice, **kwargs)
     return wrapper
-
-
-# ---------------------------------------------------------------------------- outputs
-def out_options(folder: str):
-    """--out (a folder; default runs/<folder>, the command's name: occlude, attack-noise) and --force."""
-    def decorate(func):
-        func = click.option("--force", is_flag=True,
-                            help="Write into an --out folder that kerascnn did not make (its other files are kept).")(func)
-        return click.option("--out", "out_dir", type=click.Path(file_okay=False), default=os.path.join(RUNS, folder),
-                            show_default=True,
-                            help="Output folder, replaced whole when it is this command's earlier output; "
-                                 "a folder kerascnn did not make is refused (see --force).")(func)
-    return decorate
-
-
-def json_option(func):
-    return click.option("--json", "as_json", is_flag=True,
-                        help="Print result.json instead of the table (messages go to stderr).")(func)
-
-
-def emit(experiment, result, out_dir: str, command: str, *, force: bool = False, as_json: bool = False,
-         protect=(), extra_json: dict | None = None) -> Path:
-    """Writes an experiment's figures, arrays and result.json into `out_dir` (whole or not at all),
-    then prints its table and summary, or the JSON with `as_json`. `command` is the command's name
-    as typed (`occlude`, `attack noise`): the output folder is marked as its output."""
-    from kerascnn import outputs, store
-    from kerascnn.document import render_text
-
-    data = result.to_dict() | (extra_json or {})
-    arrays = experiment.arrays(result) if hasattr(experiment, "arrays") else {}
-    with outputs.output_folder(out_dir, command, force=force, protect=protect) as tmp:
-        figures = experiment.figures(result)  # drawn once the folder is accepted; closed whatever happens
-        try:
-            for name, fig in figures.items():
-                store.save_figure(fig, tmp / name)
-        finally:
-            import matplotlib.pyplot as plt
-
-            for fig in figures.values():
-                plt.close(fig)
-        for name, array in arrays.items():
-            store.save_npy(tmp / name, array)
-        store.write_json(tmp / "result.json", data)
-    if as_json:
-        click.echo(store.dumps_json(data))
-    else:
-        click.echo(render_text(experiment.table(result)))
-        click.echo("")
-        click.echo(experiment.summary(result))
-    click.echo(f"wrote {out_dir}/: {' '.join([*figures, *arrays, 'result.json'])}", err=as_json)
-    return Path(out_dir)
-
-
-@contextlib.contextmanager
-def progress_bar(label: str, steps: int, show_done: bool = True):
-    """A progress bar on stderr; yields the `progress(steps_done, images_done, total)` callback.
-    Click draws it only on a terminal; elsewhere it prints the label once. The bar starts at the
-    first report, so that a value refused before any work leaves the one line of its error alone."""
-    with contextlib.ExitStack() as stack:
-        bar, seen = [], [0]
-
-        def progress(steps_done: int, images_done: int, total: int) -> None:
-            if not bar:
-                bar.append(stack.enter_context(click.progressbar(
-                    length=steps, label=label, file=sys.stderr, show_pos=True, show_eta=False,
-                    item_show_func=lambda item: item)))
-            bar[0].update(steps_done - seen[0], f"{images_done}/{total} done" if show_done else None)
-            seen[0] = steps_done
-
-        yield progress
-
-
-def echo_json(obj) -> None:
-    from kerascnn.store import dumps_json
-
-    click.echo(dumps_json(obj))

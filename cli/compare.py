@@ -63,7 +63,7 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir, jobs=jobs)
     options.check()
     quiet_tensorflow()
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn import locks, runs, training
     from kerascnn.experiments import compare as experiment
 

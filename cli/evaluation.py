@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import guarded, json_option, out_options, subject_options
+from cli.common import guarded, subject_options
+from cli.output import json_option, out_options
 
 
 @click.command()
@@ -17,7 +18,7 @@ def evaluate(subject, out_dir, force, as_json):
     Works on any classifier with its dataset (--dataset / --data-dir); a model ending in a softmax
     is read through its logits. Writes OUT/confusion.png, predictions.png and result.json.
     """
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import evaluation as experiment
 
     subject = subject(command="evaluate")

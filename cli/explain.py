@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, guarded, image_options, json_option, out_options, subject_options
+from cli.common import default_of, guarded, image_options, subject_options
+from cli.output import json_option, out_options
 from kerascnn.attributions import METHODS, Settings
 from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
 
@@ -73,7 +74,7 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
     """
     from click.core import ParameterSource
 
-    from cli.common import emit, progress_bar
+    from cli.output import emit, progress_bar
     from kerascnn.experiments import explain as single, explain_attack, faithfulness as faith
 
     ctx = click.get_current_context()

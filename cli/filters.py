@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, guarded, json_option, out_options, subject_options
+from cli.common import default_of, guarded, subject_options
+from cli.output import json_option, out_options
 from kerascnn.experiments.maximize import Options as MaximizeOptions
 
 
@@ -50,7 +51,7 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     """
     from click.core import ParameterSource
 
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import filters as kernels, maximize as maximizing
 
     ctx = click.get_current_context()

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, finite, guarded, image_options, json_option, out_options, subject_options
+from cli.common import default_of, finite, guarded, image_options, subject_options
+from cli.output import json_option, out_options
 from kerascnn.experiments.occlusion import Options
 
 
@@ -41,7 +42,7 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
     \b
     Example:  kerascnn occlude --digit 9 --map
     """
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import occlusion as experiment
 
     if label is not None and pick.image is None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import (default_of, finite, guarded, json_option, out_options, progress_bar, subject_options,
-                        task_options)
+from cli.common import default_of, finite, guarded, subject_options, task_options
+from cli.output import json_option, out_options, progress_bar
 from kerascnn.experiments.robustness import ATTACKS, DEFAULT_EPS, Options
 from kerascnn.experiments.transfer import Options as TransferOptions
 
@@ -75,7 +75,7 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
     \b
     Example:  kerascnn robustness --model saved_models/cnn_pgd --restarts 3
     """
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import robustness as experiment
 
     subject = subject(command="robustness")
@@ -124,7 +124,8 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, ou
     \b
     Example:  kerascnn transfer --source-model saved_models/cnn --eval-model saved_models/cnn_bn
     """
-    from cli.common import build_subject, emit
+    from cli.common import build_subject
+    from cli.output import emit
     from kerascnn import UserError
     from kerascnn.experiments import transfer as experiment
 

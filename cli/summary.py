@@ -22,7 +22,7 @@ def summary(batchnorm, dataset, data_dir, model_path, as_json):
     norm: one per unit).
     """
     quiet_tensorflow()
-    from cli.common import echo_json
+    from cli.output import echo_json
     from kerascnn.model import build_model, layer_table
     from kerascnn.tasks import Task
 

@@ -452,7 +452,7 @@ EXPERIMENT_COMMANDS = [c for c in COMMANDS if c.reads_model and c.name not in ("
 def test_a_refused_out_is_refused_before_any_work(command, place, idx_dir, monkeypatch):
     """The refusal comes when the model is loaded, before the experiment runs: emit (which writes
     after the run) is never reached, so a refused --out costs no attack steps."""
-    import cli.common
+    import cli.output
 
     def reached(*args, **kwargs):
         raise AssertionError("the experiment ran before --out was refused")
@@ -460,7 +460,7 @@ def test_a_refused_out_is_refused_before_any_work(command, place, idx_dir, monke
     for module in ("cli.activations", "cli.attack", "cli.evaluation", "cli.explain", "cli.filters",
                    "cli.occlusion", "cli.robustness"):
         monkeypatch.setattr(f"{module}.emit", reached, raising=False)
-    monkeypatch.setattr(cli.common, "emit", reached)
+    monkeypatch.setattr(cli.output, "emit", reached)
     model, work = place
     out = foreign_out(work)
     result = run(command, monkeypatch, model, idx_dir, out)

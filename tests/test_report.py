@@ -110,7 +110,7 @@ def test_report_with_retrain_has_the_curves(tmp_path, idx_dir):
 
 
 def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
-    from cli.common import emit
+    from cli.output import emit
     from kerascnn.experiments import compare
     from kerascnn.seeds import aggregate
     from tests.test_compare import fake_run
