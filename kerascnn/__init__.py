@@ -37,3 +37,10 @@ class BadValue(UserError):
         self.param = param
         self.message = message
         super().__init__(f"{param}: {message}")
+
+
+def first_line(error: BaseException, limit: int | None = 200) -> str:
+    """An exception as the tail of a one-line error: its message's first line (at most `limit`
+    characters), or its type's name when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import UserError, __version__, consumers, store
+from kerascnn import UserError, __version__, consumers, first_line, store
 
 FORMATS = ("savedmodel", "onnx", "litert")
 MARKER = ".kerascnn-export.json"  # in a SavedModel folder: we wrote it, and what it holds
@@ -103,13 +103,13 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
         except OSError as e:  # a full disk, a read-only folder: told like every other write
             raise store.WriteError(store.describe_os_error(e, f"writing {out}", "nothing was changed")) from None
         except Exception as e:  # the exporter's own failure (an op it cannot convert, ...)
-            raise UserError(f"exporting to {format} failed: {_first_line(e)}") from None
+            raise UserError(f"exporting to {format} failed: {first_line(e)}") from None
         checks = []
         for consumer, run in consumers.for_format(format):
             try:
                 got = run(tmp, images)
             except Exception as e:  # the consumer cannot run the artifact at all
-                raise UserError(f"{consumer} cannot run the {format} export: {_first_line(e)}; "
+                raise UserError(f"{consumer} cannot run the {format} export: {first_line(e)}; "
                                 "nothing written") from None
             checks.append(_compare(consumer, got, logits, probabilities, tolerance))
         for c in checks:
@@ -224,10 +224,6 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-
-
 # ---------------------------------------------------------------------------- writing
 def _float32_twin(model):
     """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
@@ -248,7 +244,7 @@ def _float32_twin(model):
         twin = keras.saving.deserialize_keras_object(config)
         twin.set_weights(model.get_weights())
     except Exception as e:
-        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {_first_line(e)}") from None
+        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
     return twin
 
 

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from kerascnn import UserError
+from kerascnn import UserError, first_line
 
 #: PIL modes read as one channel; everything else is read as RGB.
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -34,8 +34,7 @@ def open_picture(path: str | os.PathLike):
         with img:  # closes the file (a GIF's too) once the pixels are read
             img.load()
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read image {path}: {reason}") from None
+        raise UserError(f"cannot read image {path}: {first_line(e, limit=None)}") from None
     return img
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import UserError
+from kerascnn import UserError, first_line
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -162,7 +162,7 @@ def _image_builder(dataset: str, data_dir: str | None):
         raise UserError(f"dataset {dataset!r} is not a tensorflow-datasets dataset{hint}; image "
                         f"classification ones include {', '.join(IMAGE_DATASETS)}") from None
     except Exception as e:  # a bad config or version: tfds says which in its first line
-        raise UserError(f"dataset {dataset!r}: {_first_line(e)}") from None
+        raise UserError(f"dataset {dataset!r}: {first_line(e)}") from None
     features = builder.info.features
     image = features["image"] if "image" in features else None
     label = features["label"] if "label" in features else None
@@ -195,7 +195,7 @@ def _load_tfds(dataset: str, data_dir: str | None) -> Arrays:
         raise
     except Exception as e:  # tfds raises many kinds (download, file, assertion) for "not there"
         raise UserError(f"cannot load dataset {dataset!r} from tensorflow-datasets in {root}: "
-                        f"{_first_line(e)}") from None
+                        f"{first_line(e)}") from None
     return make_arrays(x_train, y_train, x_test, y_test, builder.info.features["label"].names, name,
                    f"tensorflow-datasets {name} {builder.version} in {root}")
 
@@ -206,8 +206,3 @@ def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:
     ds = ds.map(lambda example: (example["image"], example["label"])).batch(10_000)
     batches = list(ds.as_numpy_iterator())
     return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn import DEFAULT_MODEL, BadValue, UserError
+from kerascnn import DEFAULT_MODEL, BadValue, UserError, first_line
 from kerascnn.tasks import Task
 
 _LOGITS_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -112,8 +112,7 @@ def load_keras(path: str | os.PathLike | None = None):
     try:
         return keras.models.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as e:  # Keras raises ValueError, KeyError, OSError... for broken archives
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load model {path}: {first}") from None
+        raise UserError(f"cannot load model {path}: {first_line(e)}") from None
 
 
 def classifier_shape(model, where: str) -> tuple[tuple[int, int, int], int]:
