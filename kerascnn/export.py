@@ -24,7 +24,6 @@ import importlib
 import json
 import os
 import shutil
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,10 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn import UserError, __version__, consumers, first_line, store
+from kerascnn import export_formats as formats
 
 FORMATS = ("savedmodel", "onnx", "litert")
 MARKER = ".kerascnn-export.json"  # in a SavedModel folder: we wrote it, and what it holds
-METADATA_KEY = "kerascnn"         # the same for a .onnx or .tflite file, in its metadata
+METADATA_KEY = formats.METADATA_KEY  # the same for a .onnx or .tflite file, in its metadata
 _SUFFIX = {"savedmodel": "", "onnx": ".onnx", "litert": ".tflite"}
 _EXTRA = {"savedmodel": (), "onnx": ("tf2onnx", "onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
 
@@ -88,7 +88,7 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
     out = _target(out, format)
 
     import tensorflow as tf
-    twin = _float32_twin(model)
+    twin = formats.float32_twin(model)
     logits = np.asarray(twin.predict(images, batch_size=256, verbose=0), np.float32)
     probabilities = tf.nn.softmax(logits).numpy()
     twin_diff = None if twin is model else float(np.max(np.abs(
@@ -99,7 +99,7 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
     _remove(tmp)
     try:
         try:
-            _write(format, _serving_model(twin, shape), tmp, info)
+            formats.write(format, formats.serving_model(twin, shape), tmp, info)
         except OSError as e:  # a full disk, a read-only folder: told like every other write
             raise store.WriteError(store.describe_os_error(e, f"writing {out}", "nothing was changed")) from None
         except Exception as e:  # the exporter's own failure (an op it cannot convert, ...)
@@ -222,79 +222,6 @@ def _put_in_place(tmp: Path, out: Path) -> None:
 def _remove(path: Path) -> None:
     """Removes one of our temporary names, if it is there."""
     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-
-
-# ---------------------------------------------------------------------------- writing
-def _float32_twin(model):
-    """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
-    import keras
-
-    changed = []
-
-    def float32(config: dict):  # every dict of the model's config, innermost first
-        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") != "float32":
-            changed.append(config["config"]["name"])
-            return "float32"
-        return config
-
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=float32)
-    if not changed:
-        return model
-    try:
-        twin = keras.saving.deserialize_keras_object(config)
-        twin.set_weights(model.get_weights())
-    except Exception as e:
-        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
-    return twin
-
-
-def _serving_model(model, shape):
-    """`model` behind the contract: input `images`, float32 `logits` and `probabilities`."""
-    import keras
-
-    images = keras.Input(shape, dtype="float32", name="images")
-    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(model(images, training=False))
-    probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
-    serving = keras.Model(images, {"logits": logits, "probabilities": probabilities}, name="serving")
-    serving(np.zeros((1, *(d or 1 for d in shape)), np.float32))  # Keras' exporters want a called model
-    return serving
-
-
-def _write(format: str, serving, tmp: Path, info: dict) -> None:
-    import tensorflow as tf
-
-    spec = [tf.TensorSpec((None, *info["input_shape"]), tf.float32, name="images")]
-    if format == "savedmodel":
-        import keras
-
-        archive = keras.export.ExportArchive()
-        archive.track(serving)
-        archive.add_endpoint("serving_default", lambda images: serving(images, training=False), input_signature=spec)
-        archive.add_endpoint("class_names", lambda: {"class_names": tf.constant(info["class_names"])},
-                             input_signature=[])
-        archive.write_out(os.fspath(tmp), verbose=False)
-        (tmp / "assets.extra").mkdir(exist_ok=True)
-        (tmp / "assets.extra" / "class_names.txt").write_text("".join(n + "\n" for n in info["class_names"]))
-    elif format == "onnx":
-        import onnx
-
-        with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx touches np.object
-            warnings.simplefilter("ignore", FutureWarning)
-            serving.export(os.fspath(tmp), format="onnx", input_signature=spec, verbose=False)
-        proto = onnx.load(os.fspath(tmp))
-        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(info)})
-        onnx.save(proto, os.fspath(tmp))
-    else:
-        from tensorflow.lite.python import schema_py_generated as schema
-        from tensorflow.lite.tools import flatbuffer_utils
-
-        serving.export(os.fspath(tmp), format="litert", input_signature=spec, verbose=False)
-        flat = flatbuffer_utils.read_model_from_bytearray(bytearray(tmp.read_bytes()))
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
-        flat.buffers.append(buffer)
-        flat.metadata = [*(flat.metadata or []), schema.MetadataT(name=METADATA_KEY, buffer=len(flat.buffers) - 1)]
-        tmp.write_bytes(flatbuffer_utils.convert_object_to_bytearray(flat))
 
 
 def _compare(consumer: str, got: dict, logits: np.ndarray, probabilities: np.ndarray, tolerance: float) -> Check:
