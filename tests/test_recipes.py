@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from kerascnn import BadValue, UserError
-from kerascnn.training import RECIPES, TrainConfig, TrainingInterrupted, learning_rate, train
+from kerascnn.compiling import learning_rate
+from kerascnn.training import RECIPES, TrainConfig, TrainingInterrupted, train
 from tests.support import assert_one_line_error, cli
 from tests.test_training import StopAt, config
 
