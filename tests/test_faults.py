@@ -202,14 +202,14 @@ def struck(monkeypatch, where: str, fault: BaseException):
 
         monkeypatch.setattr(store, "atomic_path", failing)
     else:
-        import kerascnn.export as export_lib
+        import kerascnn.export_formats as export_formats
 
         def failing_write(format, serving, tmp, info):
             Path(tmp).mkdir(parents=True, exist_ok=True)
             (Path(tmp) / "saved_model.pb").write_bytes(b"half")
             raise fault
 
-        monkeypatch.setattr(export_lib, "_write", failing_write)
+        monkeypatch.setattr(export_formats, "write", failing_write)
     yield
 
 
