@@ -92,8 +92,9 @@ def alternate(builders: dict, batch_size: int, rounds: int) -> dict:
     from kerascnn.training import TrainConfig
 
     class Clock(keras.callbacks.Callback):
-        """Seconds from the first step to the last: fit() itself can return a second or two later,
-        while TensorFlow deletes the data iterator (it waits for tf.data's autotuning thread)."""
+        """Seconds from the first step to the last: with this benchmark's cached, repeated pipeline,
+        fit() itself returned up to a second later, while TensorFlow deleted the data iterator (it
+        waited for tf.data's autotuning thread; not seen with `kerascnn train`'s pipeline)."""
 
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
