@@ -25,10 +25,9 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IDX = ROOT.parent / "shared" / "datasets" / "mnist-idx"
+from bench_train import IDX, ROOT, machine
+
 CHUNK = 64  # steps per call into TensorFlow, as `kerascnn train` does
 
 
@@ -127,6 +126,20 @@ def alternate(builders: dict, batch_size: int, rounds: int) -> dict:
     return times
 
 
+def time_loops(loops: dict, rounds: int, iterations: int = 500) -> dict:
+    """Median seconds per iteration of each tf.function `loop(n)` (n iterations a call), the loops
+    taking turns for `rounds` rounds after a warm-up call each."""
+    for loop in loops.values():
+        loop(10)
+    times = {name: [] for name in loops}
+    for _ in range(rounds):
+        for name, loop in loops.items():
+            start = time.perf_counter()
+            loop(iterations)
+            times[name].append((time.perf_counter() - start) / iterations)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def fc1(batch_size: int, rounds: int) -> None:
     """fc1's work in one bf16 step, alone: the cast of its float32 kernel, the three matmuls, the
     cast of the kernel's gradient and its fused Adam update (what a hand-fused kernel could save)."""
@@ -165,17 +178,9 @@ def fc1(batch_size: int, rounds: int) -> None:
 
     parts = {name: tf.function(f) for name, f in
              (("fc1_whole", whole), ("fc1_adam", adam_only), ("fc1_matmuls", matmuls_only))}
-    for f in parts.values():
-        f(10)
-    times = {name: [] for name in parts}
-    for _ in range(rounds):
-        for name, f in parts.items():
-            start = time.perf_counter()
-            f(500)
-            times[name].append((time.perf_counter() - start) / 500)
-    for name in parts:
+    for name, seconds in time_loops(parts, rounds).items():
         print(json.dumps({"summary": "fc1", "part": name, "batch_size": batch_size,
-                          "us_per_step": round(statistics.median(times[name]) * 1e6)}), flush=True)
+                          "us_per_step": round(seconds * 1e6)}), flush=True)
 
 
 def conv1(batch_size: int, rounds: int) -> None:
@@ -217,17 +222,9 @@ def conv1(batch_size: int, rounds: int) -> None:
 
     ways = {"conv1_convolution": loop(convolution), "conv1_extract_patches": loop(extract),
             "conv1_shifted_slices": loop(shifted)}
-    for f in ways.values():
-        f(10)
-    times = {name: [] for name in ways}
-    for _ in range(rounds):
-        for name, f in ways.items():
-            start = time.perf_counter()
-            f(500)
-            times[name].append((time.perf_counter() - start) / 500)
-    for name in ways:
+    for name, seconds in time_loops(ways, rounds).items():
         print(json.dumps({"summary": "conv1", "way": name, "batch_size": batch_size,
-                          "us_per_step": round(statistics.median(times[name]) * 1e6)}), flush=True)
+                          "us_per_step": round(seconds * 1e6)}), flush=True)
 
 
 def main() -> None:
@@ -239,11 +236,14 @@ def main() -> None:
     parser.add_argument("--fc1", action="store_true", help="fc1's Adam, casts and matmuls alone (bf16)")
     parser.add_argument("--conv1", action="store_true", help="conv1 as a convolution or as a matmul over patches")
     args = parser.parse_args()
+    print(json.dumps({"machine": machine()}), flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     for batch_size in args.batch_sizes:
-        if args.fc1 or args.conv1:
-            (fc1 if args.fc1 else conv1)(batch_size, args.rounds)
+        if args.fc1 or args.conv1:  # the parts alone, no training model
+            for part, wanted in ((fc1, args.fc1), (conv1, args.conv1)):
+                if wanted:
+                    part(batch_size, args.rounds)
             continue
         if args.ablate:
             p = args.precision
