@@ -34,7 +34,7 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
     subject = subject(command="activations")
     result = experiment.run(subject, experiment.Options(pick, names))
-    emit(experiment, result, out_dir, "activations", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, "activations", force=force, as_json=as_json, subjects=[subject])
 
 
 COMMANDS = [activations]

@@ -72,7 +72,7 @@ def _run(experiment, subject, options, label: str, out_dir, force, as_json, name
 
     with progress_bar(label, getattr(options, "steps", None) or options.epochs, show_done) as progress:
         result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, f"attack {name}", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, f"attack {name}", force=force, as_json=as_json, subjects=[subject])
 
 
 @attack.command()

@@ -140,6 +140,55 @@ def _check_class_spec(ctx, param, value):
     return value
 
 
+# ---------------------------------------------------------------------------- the input domain
+class InputRange(click.ParamType):
+    """--input-range LO,HI: two finite numbers, LO < HI (kerascnn.domain.parse_range)."""
+    name = "LO,HI"
+
+    def convert(self, value, param, ctx):
+        from kerascnn.domain import parse_range
+
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_range(value)
+        except BadValue as e:
+            self.fail(e.message, param, ctx)
+
+
+class Preprocess(click.ParamType):
+    """--preprocess NAME: a keras.applications preprocess_input mode or family."""
+    name = "NAME"
+
+    def convert(self, value, param, ctx):
+        from kerascnn.domain import check_preprocess
+
+        try:
+            return check_preprocess(value)
+        except BadValue as e:
+            self.fail(e.message, param, ctx)
+
+
+def domain_options(func):
+    """--input-range and --preprocess: what the model takes, when the model cannot say so itself;
+    the command receives `domain` (a kerascnn.domain.InputDomain, or None: inferred from the model)."""
+    @click.option("--preprocess", type=Preprocess(), default=None,
+                  help="The model takes keras.applications' preprocess_input of 0-255 pixels: a mode "
+                       "(tf: [-1, 1]; torch: ImageNet mean/std; caffe: BGR minus the ImageNet mean) or a "
+                       "family (mobilenet_v2, resnet50, vgg16, xception, inception_v3, densenet, ...).")
+    @click.option("--input-range", type=InputRange(), default=None,
+                  help="The range of pixel values the model takes, e.g. 0,255 or -1,1. Default: read off "
+                       "the model (a leading Rescaling or Normalization layer means 0,255), else 0,1.")
+    @functools.wraps(func)
+    def wrapper(*args, input_range, preprocess, **kwargs):
+        from kerascnn.domain import InputDomain
+
+        if input_range is not None and preprocess is not None:
+            raise click.UsageError("give --input-range or --preprocess, not both")
+        return func(*args, domain=InputDomain.given(input_range, preprocess), **kwargs)
+    return wrapper
+
+
 # ---------------------------------------------------------------------------- the subject
 def task_options(func):
     """--dataset and --data-dir: the task (its images and classes)."""
@@ -160,18 +209,29 @@ def subject_options(func):
     @click.option("--model", "model_path", type=click.Path(), default=None,
                   help="A .keras image classifier, or a run folder of `kerascnn train` (holding model.keras). "
                        "Default: the pretrained saved_models/cnn for MNIST; runs/<dataset>_cnn otherwise.")
+    @domain_options
     @functools.wraps(func)
-    def wrapper(*args, model_path, dataset, data_dir, **kwargs):
+    def wrapper(*args, model_path, dataset, data_dir, domain, **kwargs):
         return func(*args, subject=functools.partial(build_subject, model_path, dataset, data_dir,
-                                                     out_dir=kwargs.get("out_dir"), force=kwargs.get("force", False)),
+                                                     out_dir=kwargs.get("out_dir"), force=kwargs.get("force", False),
+                                                     domain=domain),
                     **kwargs)
     return wrapper
 
 
-def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool = False, command: str | None = None):
+def say_domain(subject) -> None:
+    """One line on stderr about the model's input domain when it is not the library's own [0, 1]
+    (read off the model, or given); result.json records it either way."""
+    if not subject.domain.identity:
+        click.echo(subject.domain.notice(subject.name), err=True)
+
+
+def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool = False, command: str | None = None,
+                  domain=None):
     """The Subject of a command: the model (default: the task's pretrained or trained one) and its
-    task. Given the command's --out and its name (as emit will mark the folder), the output folder's
-    refusals come now, before any work: a refused --out costs nothing."""
+    task, read in `domain` (None: as the model says; one line tells which). Given the command's --out
+    and its name (as emit will mark the folder), the output folder's refusals come now, before any
+    work: a refused --out costs nothing."""
     quiet_tensorflow()
     from kerascnn.subject import Subject
     from kerascnn.tasks import Task
@@ -183,7 +243,8 @@ def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool 
         if not (Path(model_path) / "model.keras").is_file():
             raise UserError(f"no model for {task.name}: pass --model, or train one first with "
                             f"`kerascnn train {task_args(dataset, data_dir)}` (it writes {model_path}/)")
-    subject = Subject.load(model_path, task)
+    subject = Subject.load(model_path, task, domain=domain)
+    say_domain(subject)
     if out_dir is not None and command is not None:
         from kerascnn.outputs import check_output_folder
 

@@ -24,7 +24,7 @@ def evaluate(subject, out_dir, force, as_json):
     subject = subject(command="evaluate")
     result = experiment.run(subject, experiment.Options())
     click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
-    emit(experiment, result, out_dir, "evaluate", force=force, as_json=as_json, protect=[subject.path],
+    emit(experiment, result, out_dir, "evaluate", force=force, as_json=as_json, subjects=[subject],
          extra_json={"model": str(subject.path), "dataset": subject.task.name})
 
 

@@ -109,7 +109,7 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
         else:
             experiment = single
             result = experiment.run(subject, experiment.Options(pick=pick, target=target, settings=settings))
-    emit(experiment, result, out_dir, "explain", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, "explain", force=force, as_json=as_json, subjects=[subject])
 
 
 COMMANDS = [explain]

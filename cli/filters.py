@@ -67,7 +67,7 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     else:
         experiment = kernels
         result = experiment.run(subject, experiment.Options(layer, chosen))
-    emit(experiment, result, out_dir, "filters", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, "filters", force=force, as_json=as_json, subjects=[subject])
 
 
 COMMANDS = [filters]

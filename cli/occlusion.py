@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, finite, guarded, image_options, subject_options
-from cli.output import json_option, out_options
+from cli.output import json_option, out_options, progress_bar, scaled_progress
 from kerascnn.experiments.occlusion import Options
 
 
@@ -21,7 +21,8 @@ from kerascnn.experiments.occlusion import Options
 @click.option("--fill", type=float, default=default_of(Options, "fill"), show_default=True, callback=finite(0, 1),
               help="Grey value of the patch, in [0, 1].")
 @click.option("--map", "draw_map", is_flag=True,
-              help="Also the sensitivity map: P(class) with the patch at every position (stride 1), drawn "
+              help="Also the sensitivity map: P(class) with the patch at every position (stride 1; on images "
+                   "over 64 + patch pixels, the smallest stride that keeps 64 positions a side), drawn "
                    "into OUT/occlusion_map.png and kept in result.json.")
 @out_options("occlude")
 @json_option
@@ -50,8 +51,9 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
     subject = subject(command="occlude")
     follow = None if label is None else subject.task.class_index(label, "label")
     options = Options(pick=pick, label=follow, patch=patch, stride=stride, fill=fill, map=draw_map)
-    result = experiment.run(subject, options)
-    emit(experiment, result, out_dir, "occlude", force=force, as_json=as_json, protect=[subject.path])
+    with progress_bar("occlusion map", 100) as bar:  # the map's positions, in percent
+        result = experiment.run(subject, options, progress=scaled_progress(bar) if draw_map else None)
+    emit(experiment, result, out_dir, "occlude", force=force, as_json=as_json, subjects=[subject])
 
 
 COMMANDS = [occlude]

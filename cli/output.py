@@ -30,14 +30,21 @@ def json_option(func):
 
 
 def emit(experiment, result, out_dir: str, command: str, *, force: bool = False, as_json: bool = False,
-         protect=(), extra_json: dict | None = None) -> Path:
+         protect=(), extra_json: dict | None = None, subjects=()) -> Path:
     """Writes an experiment's figures, arrays and result.json into `out_dir` (whole or not at all),
     then prints its table and summary, or the JSON with `as_json`. `command` is the command's name
-    as typed (`occlude`, `attack noise`): the output folder is marked as its output."""
+    as typed (`occlude`, `attack noise`): the output folder is marked as its output. `subjects`: the
+    models studied; their files are protected and result.json records their input domain."""
     from kerascnn import outputs, store
     from kerascnn.document import render_text
 
+    subjects = list(subjects)
+    protect = [*protect, *(s.path for s in subjects if s.path is not None)]
     data = result.to_dict() | (extra_json or {})
+    if len(subjects) == 1:
+        data["input_domain"] = subjects[0].domain_dict()
+    elif subjects:
+        data["input_domain"] = {s.name: s.domain_dict() for s in subjects}
     arrays = experiment.arrays(result) if hasattr(experiment, "arrays") else {}
     with outputs.output_folder(out_dir, command, force=force, protect=protect) as tmp:
         figures = experiment.figures(result)  # drawn once the folder is accepted; closed whatever happens
@@ -79,6 +86,12 @@ def progress_bar(label: str, steps: int, show_done: bool = True):
             seen[0] = steps_done
 
         yield progress
+
+
+def scaled_progress(progress, steps: int = 100):
+    """A progress(steps_done, images_done, total) callback for work counted in images: the bar's
+    `steps` are the fraction of the images done."""
+    return lambda _steps, done, total: progress(steps * done // max(total, 1), done, total)
 
 
 def echo_json(obj) -> None:

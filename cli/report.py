@@ -5,7 +5,7 @@ import time
 
 import click
 
-from cli.common import guarded, quiet_tensorflow, task_options
+from cli.common import domain_options, guarded, quiet_tensorflow, task_options
 
 
 @click.command()
@@ -24,8 +24,9 @@ from cli.common import guarded, quiet_tensorflow, task_options
               help="Train cnn and cnn_bn afresh (the default recipe, into OUT/models/) instead of loading models.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="A folder written by `kerascnn compare`: its table, verdict and curves join the report.")
+@domain_options
 @guarded
-def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir):
+def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, domain):
     """Run the whole study and write one self-contained report.html (and report.md).
 
     In order: the network and its parameters; training curves and test accuracy of the models; then
@@ -43,7 +44,7 @@ def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_
     from kerascnn.report import ReportConfig
 
     config = ReportConfig(out_dir=out_dir, dataset=dataset, data_dir=data_dir, model=model, bn_model=bn_model,
-                          retrain=retrain, compare_dir=compare_dir, force=force)
+                          retrain=retrain, compare_dir=compare_dir, force=force, domain=domain)
     config.check()
     quiet_tensorflow()
     from kerascnn.report import build_report

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, finite, guarded, subject_options, task_options
+from cli.common import default_of, domain_options, finite, guarded, subject_options, task_options
 from cli.output import json_option, out_options, progress_bar
 from kerascnn.experiments.robustness import ATTACKS, DEFAULT_EPS, Options
 from kerascnn.experiments.transfer import Options as TransferOptions
@@ -83,7 +83,7 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
                       restarts=restarts, count=count, sanity=sanity, seed=seed)
     with progress_bar(f"robustness ({norm})", steps * restarts) as progress:
         result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, "robustness", force=force, as_json=as_json, protect=[subject.path])
+    emit(experiment, result, out_dir, "robustness", force=force, as_json=as_json, subjects=[subject])
 
 
 def _shipped_models(dataset: str, data_dir) -> list:
@@ -109,10 +109,11 @@ def _shipped_models(dataset: str, data_dir) -> list:
               help="The first N test images.")
 @click.option("--fit", type=click.IntRange(min=1), default=default_of(TransferOptions, "fit"), show_default=True,
               help="Training images each universal noise is fitted on.")
+@domain_options
 @out_options("transfer")
 @json_option
 @guarded
-def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, out_dir, force, as_json):
+def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, domain, out_dir, force, as_json):
     """Adversarial and universal noise made on one model, measured on others: the transfer matrix.
 
     For each --source-model: PGD examples of the first --count test images at --eps, and a
@@ -132,12 +133,12 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, ou
     sources = list(sources) or _shipped_models(dataset, data_dir)
     if not sources:
         raise UserError("give the models: --source-model (and --eval-model) for a dataset other than MNIST")
-    source_subjects = [build_subject(p, dataset, data_dir) for p in sources]
-    eval_subjects = [build_subject(p, dataset, data_dir) for p in evals] if evals else source_subjects
+    source_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in sources]
+    eval_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in evals] if evals else source_subjects
     options = TransferOptions(norm=norm, eps=eps, steps=steps, count=count, fit=fit)
     result = experiment.run(source_subjects, eval_subjects, options, progress=lambda line: click.echo(line, err=True))
     emit(experiment, result, out_dir, "transfer", force=force, as_json=as_json,
-         protect=[s.path for s in source_subjects + eval_subjects])
+         subjects=list(dict.fromkeys(source_subjects + eval_subjects)))
 
 
 COMMANDS = [robustness, transfer]

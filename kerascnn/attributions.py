@@ -101,9 +101,18 @@ def _gradient_fn(model):
     return fn
 
 
-def gradients(model, images: np.ndarray, targets: np.ndarray, batch: int = BATCH) -> tuple[np.ndarray, np.ndarray]:
-    """(logit of each target (N,), d logit / d image (N, H, W, C)), `batch` images per call."""
+def _batch(model) -> int:
+    """Images per gradient call: at most BATCH, fewer for a model whose activations are large."""
+    from kerascnn.batching import batch_size
+
+    return batch_size(model, gradients=True, cap=BATCH)
+
+
+def gradients(model, images: np.ndarray, targets: np.ndarray, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(logit of each target (N,), d logit / d image (N, H, W, C)), `batch` images per call (None:
+    as many as fit the memory budget, at most BATCH)."""
     fn = _gradient_fn(model)
+    batch = batch or _batch(model)
     images = np.asarray(images, np.float32)
     targets = np.asarray(targets, np.int32)
     values, grads = [], []
@@ -129,7 +138,7 @@ def smoothgrad(model, images, targets, samples: int = 32, noise: float = 0.15, s
     (not clipped, as in the paper): (N, H, W, C)."""
     images = np.asarray(images, np.float32)
     rng = np.random.default_rng(seed)
-    per_call = max(1, BATCH // samples)
+    per_call = max(1, _batch(model) // samples)
     out = []
     for i in range(0, len(images), per_call):
         chunk = images[i:i + per_call]
@@ -144,7 +153,7 @@ def integrated_gradients(model, images, targets, steps: int = 64, baseline: floa
     (N, H, W, C). Exact for a linear logit; otherwise its sum approaches logit(x) - logit(b)."""
     images = np.asarray(images, np.float32)
     alphas = ((np.arange(steps, dtype=np.float32) + 0.5) / steps).reshape((-1,) + (1,) * images.ndim)
-    per_call = max(1, BATCH // steps)
+    per_call = max(1, _batch(model) // steps)
     out = []
     for i in range(0, len(images), per_call):
         chunk = images[i:i + per_call]
@@ -170,29 +179,15 @@ def completeness(model, images, targets, attributions, baseline: float = 0.0) ->
             "relative_error": error / np.maximum(np.abs(difference), 1e-12)}
 
 
-def _output_on_path(model, name: str):
-    """The output tensor of layer `name` on the path to the model's output. `layer.output` is not
-    always on it: a Sequential model loaded from a file keeps its layers' first symbolic outputs
-    while its `outputs` come from a later build, so the gradient between the two would be None."""
-    stack, seen = list(model.outputs), set()
-    while stack:
-        tensor = stack.pop()
-        operation, node_index, _ = tensor._keras_history
-        if operation.name == name:
-            return tensor
-        if id(tensor) not in seen:
-            seen.add(id(tensor))
-            stack.extend(operation._inbound_nodes[node_index].input_tensors)
-    return model.get_layer(name).output
-
-
 def _gradcam_fn(model, layer: str):
     import keras
     import tensorflow as tf
 
+    from kerascnn.folding import path_tensors
+
     per_model = _GRADCAM_FNS.setdefault(model, {})
     if layer not in per_model:
-        inner = keras.Model(model.inputs[0], [_output_on_path(model, layer), model.outputs[0]])
+        inner = keras.Model(model.inputs[0], [path_tensors(model, layer)[1], model.outputs[0]])
 
         @tf.function(reduce_retracing=True)
         def fn(x, targets):
@@ -214,29 +209,31 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True) -> np.nda
     images = np.asarray(images, np.float32)
     fn = _gradcam_fn(model, layer)
     targets = np.asarray(targets, np.int32)
-    cams = np.concatenate([fn(images[i:i + BATCH], targets[i:i + BATCH]).numpy() for i in range(0, len(images), BATCH)])
+    batch = _batch(model)
+    cams = np.concatenate([fn(images[i:i + batch], targets[i:i + batch]).numpy() for i in range(0, len(images), batch)])
     if not upsample or cams.shape[1:] == images.shape[1:3]:
         return cams
     return tf.image.resize(cams[..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
 
 
-def occlusion(model, images, targets, patch: int) -> np.ndarray:
-    """Per pixel, the mean drop of the target's logit (clean minus occluded) over the stride-1
-    positions of a black `patch` square that cover it: (N, H, W). Positive: covering it hurts."""
-    from kerascnn.experiments.occlusion import occluded_images
+def occlusion(model, images, targets, patch: int, stride: int | None = None) -> np.ndarray:
+    """Per pixel, the mean drop of the target's logit (clean minus occluded) over the positions of a
+    black `patch` square that cover it: (N, H, W). Positive: covering it hurts. `stride` None: 1, or
+    more on large images (experiments.occlusion.map_stride_for), so that the copies stay few."""
+    from kerascnn.experiments.occlusion import map_stride_for, patch_positions, predict_occluded
     from kerascnn.subject import predict_logits
 
     out = []
     for image, target in zip(np.asarray(images, np.float32), np.asarray(targets)):
-        copies, rows, cols = occluded_images(image, patch, 1, 0.0)
-        logits = predict_logits(model, np.concatenate([image[None], copies]))[:, target].astype(np.float64)
-        grid = (logits[0] - logits[1:]).reshape(len(np.unique(rows)), len(np.unique(cols)))
+        step = stride or map_stride_for(image.shape, patch)
+        rows, cols = patch_positions(image.shape[0], image.shape[1], patch, step)
+        clean = float(predict_logits(model, image[None])[0, target])
+        drops = clean - predict_occluded(model, image, rows, cols, patch, 0.0)[:, target].astype(np.float64)
         total, count = np.zeros(image.shape[:2]), np.zeros(image.shape[:2])
-        for dr in range(patch):            # the patch at position (r, c) covers (r + dr, c + dc)
-            for dc in range(patch):
-                total[dr:dr + grid.shape[0], dc:dc + grid.shape[1]] += grid
-                count[dr:dr + grid.shape[0], dc:dc + grid.shape[1]] += 1
-        out.append((total / count).astype(np.float32))
+        for r, c, drop in zip(rows, cols, drops):  # the patch at (r, c) covers [r, r + patch) x [c, c + patch)
+            total[r:r + patch, c:c + patch] += drop
+            count[r:r + patch, c:c + patch] += 1
+        out.append((total / np.maximum(count, 1)).astype(np.float32))
     return np.stack(out)
 
 

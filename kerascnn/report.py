@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from kerascnn import UserError, __version__
+from kerascnn.domain import InputDomain
 from kerascnn.document import Image, Paragraph, Row, Section, render_html, render_markdown
 from kerascnn.tasks import Pick, Task
 from kerascnn.training import TrainConfig
@@ -41,6 +42,7 @@ class ReportConfig:
     options: dict = field(default_factory=dict)   # per experiment: {field: value} over its defaults
     force: bool = False               # write into an out_dir kerascnn did not make (its files are kept)
     seed: int = 0
+    domain: InputDomain | None = None  # what --model and --bn-model take (None: read off each model)
 
     @property
     def task(self) -> Task:
@@ -159,11 +161,11 @@ class Figures:
 
 
 # ---------------------------------------------------------------------------- models and training
-def _load(name: str, path, task: Task) -> Model:
+def _load(name: str, path, task: Task, domain: InputDomain | None = None) -> Model:
     from kerascnn import store
     from kerascnn.subject import Subject
 
-    subject = Subject.load(path, task)
+    subject = Subject.load(path, task, domain=domain)
     folder = subject.path.parent
     metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else None
     steps = store.read_csv(folder / "steps.csv") if (folder / "steps.csv").is_file() else None
@@ -180,10 +182,11 @@ def _models(config: ReportConfig, out: Path, progress) -> list[Model]:
     first = config.model or (SAVED_MODELS / "cnn" if mnist else None)
     if first is None:
         raise UserError(f"no model for {task.name}: pass --model (or --retrain)")
-    models = [_load(Path(first).stem if Path(first).suffix == ".keras" else Path(first).name, first, task)]
+    models = [_load(Path(first).stem if Path(first).suffix == ".keras" else Path(first).name, first, task, config.domain)]
     second = config.bn_model or (SAVED_MODELS / "cnn_bn" if mnist and config.model is None else None)
     if second is not None:
-        models.append(_load(Path(second).name if Path(second).is_dir() else Path(second).stem, second, task))
+        models.append(_load(Path(second).name if Path(second).is_dir() else Path(second).stem, second, task,
+                            config.domain))
     return models
 
 

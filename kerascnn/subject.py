@@ -6,6 +6,11 @@ in a softmax (a Softmax or softmax Activation layer, or a layer with activation=
 `logits_model` reads the values before it (tf-explain strips the softmax the same way), so attacks
 and occlusion behave the same either way. Convolution layers are found by role: layers with a 4-D
 output, in model order; those with a 4-D kernel are the ones with filters to draw.
+
+The Subject also knows the model's input domain (kerascnn.domain): what it takes, from the library's
+pixels in [0, 1]. Given (--input-range, --preprocess) or read off the model (a leading Rescaling or
+Normalization means [0, 255]), its map is folded into `logits_model`, which every experiment calls
+with pixels in [0, 1]; `own_logits_model` takes the model's own units.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn import DEFAULT_MODEL, BadValue, UserError, first_line
+from kerascnn.domain import InputDomain, infer
 from kerascnn.tasks import Task
 
 _LOGITS_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -50,9 +56,13 @@ def logits_fn(model):
     return fn
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """images (N, H, W, C) float32 in [0, 1] -> outputs (N, K) float32 of a logits model, batched."""
+def predict_logits(model, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+    """images (N, H, W, C) float32 in [0, 1] -> outputs (N, K) float32 of a logits model, batched
+    (`batch_size` None: as many as fit kerascnn.batching's memory budget)."""
+    from kerascnn.batching import batch_size as fitting
+
     fn = logits_fn(model)
+    batch_size = batch_size or fitting(model)
     images = np.asarray(images, np.float32)
     if len(images) == 0:
         return np.zeros((0, int(model.output_shape[-1])), np.float32)
@@ -128,23 +138,49 @@ def classifier_shape(model, where: str) -> tuple[tuple[int, int, int], int]:
 
 
 class Subject:
-    """A classifier and its task. `model` as loaded; `logits_model` its logits (float32 when called
-    through `logits`); `path` the file it came from (None when built in memory)."""
+    """A classifier and its task. `model` as loaded; `logits_model` its logits from pixels in [0, 1]
+    (the input domain folded in; float32 when called through `logits`); `own_logits_model` its logits
+    from its own input units; `domain` what it takes (None: inferred from the model); `path` the file
+    it came from (None when built in memory)."""
 
-    def __init__(self, model, task: Task | None = None, path: Path | None = None, check: bool = True):
+    def __init__(self, model, task: Task | None = None, path: Path | None = None, check: bool = True,
+                 domain: InputDomain | None = None):
         self.model = model
         self.task = task or Task()
         self.path = path
         where = str(path) if path else f"model {model.name}"
         self.input_shape, self.num_classes = classifier_shape(model, where)
-        self.logits_model, self.ends_in_softmax = strip_softmax(model)
+        self.domain = infer(model) if domain is None else domain
+        self.domain.check_channels(self.input_shape[-1], where)
+        self.own_logits_model, self.ends_in_softmax = strip_softmax(model)
+        if self.domain.identity:
+            self.logits_model = self.own_logits_model
+        else:
+            from kerascnn.folding import fold
+
+            self.logits_model = fold(self.own_logits_model, self.domain)
         if check:
             self.check_task()
 
     @classmethod
-    def load(cls, model_path: str | os.PathLike | None = None, task: Task | None = None) -> "Subject":
+    def load(cls, model_path: str | os.PathLike | None = None, task: Task | None = None,
+             domain: InputDomain | None = None) -> "Subject":
         path = resolve_model_path(model_path)
-        return cls(load_keras(path), task, path)
+        return cls(load_keras(path), task, path, domain=domain)
+
+    def domain_dict(self) -> dict:
+        """The input domain as result.json records it."""
+        return self.domain.to_dict(self.input_shape[-1])
+
+    def eps_in_model_units(self, eps: float) -> float | list[float]:
+        """An eps in [0, 1] pixel units, in the model's own input units (per channel where they differ)."""
+        return self.domain.in_model_units(eps, self.input_shape[-1])
+
+    def layer_tensors(self, name: str):
+        """(input, output) tensors of layer `name` in the graph of `logits_model` (pixels in [0, 1])."""
+        from kerascnn.folding import path_tensors
+
+        return path_tensors(self.logits_model, name)
 
     def check_task(self) -> None:
         """UserError naming both shapes when the model does not fit the task's images and classes."""
@@ -168,11 +204,11 @@ class Subject:
         return self.task.label(k)
 
     # ------------------------------------------------------------------ predictions
-    def logits(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def logits(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """(N, H, W, C) float32 in [0, 1] -> (N, K) float32 logits."""
         return predict_logits(self.logits_model, images, batch_size)
 
-    def probabilities(self, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    def probabilities(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """(N, H, W, C) -> (N, K) float64 class probabilities."""
         return softmax(self.logits(images, batch_size))
 

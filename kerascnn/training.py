@@ -227,6 +227,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "test_accuracy": test.accuracy, "test_loss": test.loss,
         "val_accuracy": history[-1]["val_accuracy"], "val_loss": history[-1]["val_loss"],
         "dataset": task.name, "input_shape": list(shape), "classes": list(task.class_names),
+        # the images it was trained on: the task's pixels as float32 in [0, 1] (uint8 sources divided by 255)
+        "input_range": [0.0, 1.0],
         "params": int(final.count_params()), "epochs": config.epochs, "batch_size": config.batch_size,
         "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "warmup": config.warmup,
         "label_smoothing": config.label_smoothing, "seed": config.seed,

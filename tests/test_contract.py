@@ -4,11 +4,17 @@
     digits  functional, (28, 28, 1) -> 10 logits, on an IDX folder written by the test
     pets    Sequential, (32, 32, 3) -> 5 through a softmax, layers named stem/shrink/mix/flat/head,
             on a folder of PNGs by class (cat, dog, fox, owl, yak) written by the test
+    scaled  digits' task, a functional model that takes [0, 255] (Rescaling(1/255) inside, as in
+            Keras' tutorial), its domain read off the model
+    signed  pets' task, a Sequential that takes [-1, 1] (no preprocessing inside), its domain given as
+            --preprocess mobilenet_v2 would give it
 
 and its numbers are recomputed here by independent means: the Keras model called directly (its own
 softmax output for `pets`, a NumPy softmax of the logits for `digits`), occluded copies built by
 hand, sub-models built by hand, NumPy accuracy and confusion. A stray `28`, `10` or digit label in
-the library makes the `pets` half fail at once.
+the library makes the `pets` half fail at once, and an experiment that forgets the input domain
+(feeds the model pixels in [0, 1], clips or fills in the model's units) makes `scaled` and `signed` fail:
+their expected numbers come from the raw Keras model fed `to_model(pixels)`, a map written here.
 """
 import json
 from dataclasses import dataclass
@@ -34,10 +40,11 @@ class Case:
     y_test: np.ndarray      # (N,) int64
     class_names: tuple
     ends_in_softmax: bool
+    to_model: object = staticmethod(lambda x: x)   # pixels in [0, 1] -> the model's units (NumPy or tensors)
 
     def probabilities(self, images) -> np.ndarray:
         """The raw Keras model's class probabilities: its own output when it ends in a softmax."""
-        out = np.asarray(self.model(np.asarray(images, np.float32), training=False), np.float64)
+        out = np.asarray(self.model(self.to_model(np.asarray(images, np.float32)), training=False), np.float64)
         return out if self.ends_in_softmax else hand_softmax(out)
 
     def first_of(self, k: int) -> int:
@@ -68,11 +75,9 @@ def _seeded(model, seed: int):
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Case:
-    import keras
-
+def digits_data(tmp_path_factory) -> tuple:
+    """(IDX folder, test images in [0, 1], test labels)."""
     from kerascnn.sources import write_idx
-    from kerascnn.subject import Subject
 
     folder = tmp_path_factory.mktemp("contract_idx")
     x_train, y_train = _blocks(40, (28, 28, 1), 10, seed=1, shuffle=True)
@@ -80,45 +85,95 @@ def digits(tmp_path_factory) -> Case:
     for name, array in (("train-images-idx3-ubyte", x_train[..., 0]), ("train-labels-idx1-ubyte", y_train),
                         ("t10k-images-idx3-ubyte.gz", x_test[..., 0]), ("t10k-labels-idx1-ubyte", y_test)):
         write_idx(folder / name, array)
-    inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_a")(inputs)
-    x = keras.layers.MaxPooling2D(2, name="pool_a")(x)
-    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv_b")(x)
-    x = keras.layers.Flatten(name="flat")(x)
-    model = _seeded(keras.Model(inputs, keras.layers.Dense(10, name="scores")(x), name="digits"), 0)
-    subject = Subject(model, Task(data_dir=str(folder)))
-    return Case("digits", model, subject, x_test.astype(np.float32) / 255, y_test,
-                tuple(str(k) for k in range(10)), False)
+    return folder, x_test.astype(np.float32) / 255, y_test
 
 
 @pytest.fixture(scope="module")
-def pets(tmp_path_factory) -> Case:
-    import keras
-
+def pets_data(tmp_path_factory) -> tuple:
+    """(image folder, test images in [0, 1] in the source's order, test labels)."""
     from kerascnn.folders import write_image_folder
-    from kerascnn.subject import Subject
 
     root = tmp_path_factory.mktemp("contract_pets")
     x_train, y_train = _blocks(20, (32, 32, 3), 5, seed=3, shuffle=True)
     x_test, y_test = _blocks(15, (32, 32, 3), 5, seed=4, shuffle=True)
     write_image_folder(root, x_train, y_train, PET_NAMES, "train")
     write_image_folder(root, x_test, y_test, PET_NAMES, "test")
-    model = _seeded(keras.Sequential([
+    # Test images are read in image_dataset_from_directory order: by class folder, then by file
+    # name (the index the test wrote them under), so a stable sort by label gives that order.
+    order = np.argsort(y_test, kind="stable")
+    return root, x_test[order].astype(np.float32) / 255, y_test[order]
+
+
+def _digits_model(name: str, seed: int, rescaling: bool = False):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(inputs) if rescaling else inputs
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv_a")(x)
+    x = keras.layers.MaxPooling2D(2, name="pool_a")(x)
+    x = keras.layers.Conv2D(6, 3, activation="relu", name="conv_b")(x)
+    x = keras.layers.Flatten(name="flat")(x)
+    return _seeded(keras.Model(inputs, keras.layers.Dense(10, name="scores")(x), name=name), seed)
+
+
+def _pets_model(name: str, seed: int):
+    import keras
+
+    return _seeded(keras.Sequential([
         keras.Input((32, 32, 3)),
         keras.layers.Conv2D(4, 3, activation="relu", name="stem"),
         keras.layers.MaxPooling2D(2, name="shrink"),
         keras.layers.Conv2D(6, 3, activation="relu", name="mix"),
         keras.layers.Flatten(name="flat"),
         keras.layers.Dense(5, activation="softmax", name="head"),
-    ], name="pets"), 1)
+    ], name=name), seed)
+
+
+@pytest.fixture(scope="module")
+def digits(digits_data) -> Case:
+    from kerascnn.subject import Subject
+
+    folder, x_test, y_test = digits_data
+    model = _digits_model("digits", 0)
+    subject = Subject(model, Task(data_dir=str(folder)))
+    return Case("digits", model, subject, x_test, y_test, tuple(str(k) for k in range(10)), False)
+
+
+@pytest.fixture(scope="module")
+def pets(pets_data) -> Case:
+    from kerascnn.subject import Subject
+
+    root, x_test, y_test = pets_data
+    model = _pets_model("pets", 1)
     subject = Subject(model, Task(data_dir=str(root)))
-    # Test images are read in image_dataset_from_directory order: by class folder, then by file
-    # name (the index the test wrote them under), so a stable sort by label gives that order.
-    order = np.argsort(y_test, kind="stable")
-    return Case("pets", model, subject, x_test[order].astype(np.float32) / 255, y_test[order], PET_NAMES, True)
+    return Case("pets", model, subject, x_test, y_test, PET_NAMES, True)
 
 
-@pytest.fixture(params=["digits", "pets"])
+@pytest.fixture(scope="module")
+def scaled(digits_data) -> Case:
+    """Takes [0, 255]: read off its Rescaling layer, with no option."""
+    from kerascnn.subject import Subject
+
+    folder, x_test, y_test = digits_data
+    model = _digits_model("scaled", 6, rescaling=True)
+    subject = Subject(model, Task(data_dir=str(folder)))
+    return Case("scaled", model, subject, x_test, y_test, tuple(str(k) for k in range(10)), False,
+                to_model=lambda x: x * 255.0)
+
+
+@pytest.fixture(scope="module")
+def signed(pets_data) -> Case:
+    """Takes [-1, 1], fed outside the model as keras.applications.mobilenet_v2.preprocess_input does."""
+    from kerascnn.domain import InputDomain
+    from kerascnn.subject import Subject
+
+    root, x_test, y_test = pets_data
+    model = _pets_model("signed", 7)
+    subject = Subject(model, Task(data_dir=str(root)), domain=InputDomain.given(preprocess="mobilenet_v2"))
+    return Case("signed", model, subject, x_test, y_test, PET_NAMES, True, to_model=lambda x: x * 2.0 - 1.0)
+
+
+@pytest.fixture(params=["digits", "pets", "scaled", "signed"])
 def case(request) -> Case:
     return request.getfixturevalue(request.param)
 
@@ -162,23 +217,40 @@ def test_the_subject_reads_shapes_classes_and_layers_from_the_model_and_task(cas
     assert s.input_shape == case.x_test.shape[1:] == s.task.input_shape
     assert s.num_classes == len(case.class_names) and s.class_names == case.class_names
     assert s.ends_in_softmax == case.ends_in_softmax
-    expected = {"digits": ["conv_a", "conv_b"], "pets": ["stem", "mix"]}[case.name]
+    expected = {"digits": ["conv_a", "conv_b"], "pets": ["stem", "mix"]}[{"scaled": "digits", "signed": "pets"}.get(
+        case.name, case.name)]
     assert s.conv_layers() == expected and s.last_conv_layer() == expected[-1]
     images, labels = s.task.test()
     np.testing.assert_array_equal(images, case.x_test)
     np.testing.assert_array_equal(labels, case.y_test)
 
 
+def test_the_input_domain_is_read_off_the_model_or_given(case):
+    """What each model takes: [0, 1] by default, [0, 255] from the Rescaling layer, [-1, 1] as given;
+    black and white in the model's units are what `to_model` makes of 0 and 1."""
+    d = case.subject.domain_dict()
+    channels = case.x_test.shape[-1]
+    np.testing.assert_allclose(d["black"], np.full(channels, case.to_model(0.0)), atol=1e-6)
+    np.testing.assert_allclose(d["white"], np.full(channels, case.to_model(1.0)), atol=1e-6)
+    source = {"digits": "default", "pets": "default", "signed": "--preprocess"}.get(case.name, d["source"])
+    assert d["source"] == source
+    if case.name == "scaled":
+        assert d["source"].startswith("inferred") and "Rescaling" in d["source"]
+    assert case.subject.eps_in_model_units(0.03) == pytest.approx(0.03 * (case.to_model(1.0) - case.to_model(0.0)))
+
+
 @pytest.mark.filterwarnings("error:The structure of")
 def test_logits_are_what_the_model_softmaxes(case):
     x = case.x_test[:6]
     logits = np.asarray(case.subject.logits_model(x, training=False), np.float64)
-    out = np.asarray(case.model(x, training=False), np.float64)
+    out = np.asarray(case.model(case.to_model(x), training=False), np.float64)
     if case.ends_in_softmax:
         np.testing.assert_allclose(hand_softmax(logits), out, atol=1e-5)
         assert not np.allclose(logits, out, atol=1e-3)  # really the values before the softmax
-    else:
+    elif case.subject.domain.identity:
         assert case.subject.logits_model is case.model
+    else:
+        np.testing.assert_allclose(logits, out, atol=1e-4)
     np.testing.assert_allclose(case.subject.logits(x), logits, atol=1e-5)
     np.testing.assert_allclose(case.subject.probabilities(x), case.probabilities(x), atol=1e-5)
 
@@ -324,7 +396,7 @@ def test_activations(case):
     assert result.label == k and list(result.maps) == spatial
     for name in spatial:
         sub = keras.Model(case.model.inputs[0], case.model.get_layer(name).output)
-        expected = np.asarray(sub(case.x_test[i:i + 1], training=False))[0]
+        expected = np.asarray(sub(case.to_model(case.x_test[i:i + 1]), training=False))[0]
         assert result.maps[name].shape == expected.shape
         np.testing.assert_allclose(result.maps[name], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.probabilities, case.probabilities(case.x_test[i:i + 1])[0], atol=1e-5)
@@ -370,8 +442,9 @@ def test_occlusion(case, patch, stride, fill):
     np.testing.assert_allclose(r.prob_true, expected[:, k], atol=1e-5)
     np.testing.assert_allclose(r.clean_probabilities, case.probabilities(case.x_test[i:i + 1])[0], atol=1e-5)
     names = case.class_names
-    d = check_protocol(experiment, result, case, names_in_titles=[
-        f"P({names[k]})", *{f"pred {names[q]}" for q in expected.argmax(axis=1)}])
+    d = check_protocol(experiment, result, case, names_in_titles=[f"P({names[k]})"])
+    text = titles(experiment.figures(result))  # each prediction named: "pred NAME", or "→NAME" when many
+    assert all(f"pred {names[q]}" in text or f"→{names[q]}" in text for q in expected.argmax(axis=1)), text
     assert d["class_name"] == case.class_names[k] and len(d["positions"]) == len(places)
     np.testing.assert_allclose([q["prob_true"] for q in d["positions"]], expected[:, k], atol=1e-5)
     assert [q["pred"] for q in d["positions"]] == expected.argmax(axis=1).tolist()

@@ -9,7 +9,8 @@ import pytest
 from kerascnn.attributions import METHODS, Settings
 from kerascnn.experiments import get
 from kerascnn.tasks import Pick
-from tests.test_contract import case, check_protocol, digits, pets  # noqa: F401  (fixtures)
+from tests.test_contract import (case, check_protocol, digits, digits_data, pets, pets_data, scaled,  # noqa: F401
+                                 signed)  # (fixtures)
 
 
 def logits(case, images) -> np.ndarray:
@@ -17,7 +18,7 @@ def logits(case, images) -> np.ndarray:
     flattened features (pets, whose model ends in a softmax)."""
     import keras
 
-    images = np.asarray(images, np.float32)
+    images = case.to_model(np.asarray(images, np.float32))
     if not case.ends_in_softmax:
         return np.asarray(case.model(images, training=False), np.float64)
     head = case.model.get_layer("head")
@@ -41,7 +42,7 @@ def input_gradient(case, image, k) -> np.ndarray:
     x = tf.constant(image[None], tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = model(x, training=False)[0, k]
+        y = model(case.to_model(x), training=False)[0, k]
     return tape.gradient(y, x).numpy()[0]
 
 
@@ -131,7 +132,8 @@ def test_maximize(case):
     result = experiment.run(case.subject, experiment.Options(steps=4))
     kernel = case.model.get_layer(first).kernel.numpy()
     assert result.weights.layer == first and result.images.shape == (kernel.shape[-1],) + case.x_test.shape[1:]
-    maps = keras.Model(case.model.inputs[0], case.model.get_layer(first).output)(result.images, training=False).numpy()
+    maps = keras.Model(case.model.inputs[0], case.model.get_layer(first).output)(case.to_model(result.images),
+                                                                               training=False).numpy()
     inner = maps[:, 2:-2, 2:-2] if min(maps.shape[1:3]) > 4 else maps
     own = inner[np.arange(len(maps)), :, :, np.arange(len(maps))].mean(axis=(1, 2))
     np.testing.assert_allclose(result.activation, own, rtol=1e-4, atol=1e-5)

@@ -164,25 +164,28 @@ def test_probabilities_match_the_model_itself(tiny_model):
     np.testing.assert_allclose(result.probabilities, hand_softmax(logits.astype(np.float64)), atol=1e-5)
 
 
-def test_all_copies_and_the_clean_image_go_through_the_model_in_one_call(linear_model, idx_subject, monkeypatch):
-    from kerascnn import subject
+def test_copies_go_through_the_model_in_batches_the_memory_budget_allows(linear_model, idx_subject, monkeypatch):
+    from kerascnn import batching, subject
 
     calls = []
     real = subject.predict_logits
 
-    def counting(model, images, batch_size=1000):
-        calls.append((len(images), batch_size))
+    def counting(model, images, batch_size=None):
+        calls.append(len(images))
         return real(model, images, batch_size)
 
     monkeypatch.setattr(subject, "predict_logits", counting)
     occlusion.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)  # 784 copies
-    assert calls == [(785, 785)]
+    assert sorted(calls) == [1, 784]  # the clean image, then every copy in one call: a small model
     calls.clear()
-    occlusion.occlude(linear_model[0], some_image(), 0, patch=14, stride=1)  # the map: 225 copies
-    assert calls == [(226, 226)]
+    per_image = batching.activations_per_image(linear_model[0]) * 4
+    monkeypatch.setenv("KERASCNN_BATCH_MB", str(100 * per_image / (1 << 20)))  # room for 100 images
+    result = occlusion.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)
+    assert calls == [*[100] * 7, 84, 1] and len(result.probabilities) == 784
     calls.clear()
+    monkeypatch.delenv("KERASCNN_BATCH_MB")
     occlusion.run(idx_subject, occlusion.Options(Pick(index=0), patch=14, stride=7, map=True))
-    assert calls == [(10, 10), (226, 226)]  # the 9 positions, then the stride-1 map
+    assert calls == [9, 1, 225, 1]  # the 9 positions and the clean image, then the stride-1 map
 
 
 def test_without_a_label_the_clean_prediction_is_followed(linear_model):
@@ -382,3 +385,25 @@ def test_pretrained_model_on_the_first_test_seven(tmp_path):
     assert len(d["positions"]) == 9
     # Covering a corner that holds no stroke leaves a trained model sure of itself.
     assert d["positions"][0]["pred"] == 7
+
+
+def test_the_map_of_a_large_image_keeps_64_positions_a_side():
+    """Stride 1 while the map has at most 64 positions a side; above, the smallest stride that keeps it
+    so, and each position's P(label) is still the copy's own."""
+    import keras
+
+    assert occlusion.map_stride_for((28, 28, 1), 14) == 1 and occlusion.map_stride_for((77, 77, 3), 14) == 1
+    assert occlusion.map_stride_for((78, 78, 3), 14) == 2 and occlusion.map_stride_for((224, 224, 3), 112) == 2
+    inputs = keras.Input((100, 90, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.AveragePooling2D(10)(inputs))))
+    image = np.random.default_rng(0).random((100, 90, 3)).astype(np.float32)
+    options = occlusion.Options(patch=20).resolved(image.shape)
+    assert options.map_stride == 2
+    heat = occlusion.occlude(model, image, 0, patch=20, stride=options.map_stride)
+    assert heat.grid_shape == (41, 36) and max(heat.grid_shape) <= occlusion.MAP_SIDE
+    p = 36 * 10 + 7  # row 10, column 7 of the 41 x 36 grid (row-major): top-left pixel (20, 14)
+    assert (heat.rows[p], heat.cols[p]) == (20, 14)
+    copy = image.copy()
+    copy[20:40, 14:34] = 0.5
+    np.testing.assert_allclose(heat.probabilities[p], hand_softmax(np.asarray(model(copy[None]), np.float64))[0],
+                               atol=1e-5)

@@ -56,8 +56,9 @@ def occlusion(shape, patch: int, stride: int, names, thumbnails: bool = True):
     probabilities = softmax_rows(np.where(np.arange(len(rows)) % 3 == 0, 2, 1), len(names) if names else 10)
     image = pictures(1, shape)[0]
     grid = (len(offsets_r), len(offsets_c))
+    images = np.repeat(image[None], len(rows) if thumbnails else 1, axis=0)
     return SimpleNamespace(
-        image=image, images=np.repeat(image[None], len(rows) if thumbnails else 1, axis=0), rows=rows, cols=cols,
+        image=image, images=images, copy=lambda p: images[p], rows=rows, cols=cols,
         probabilities=probabilities, label=1, patch=patch, stride=stride, fill=0.5, label_source="true label",
         class_names=names, count=len(rows), grid_shape=grid, prob_true=probabilities[:, 1],
         pred=probabilities.argmax(axis=1), prob_pred=probabilities.max(axis=1), clean_pred=1, clean_prob_true=0.9,

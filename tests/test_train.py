@@ -133,6 +133,8 @@ def test_an_image_folder_trains_its_own_network_and_the_other_commands_follow(tm
     assert model.input_shape == (None, 32, 32, 3) and model.output_shape == (None, 5)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"] == sorted(FRUIT) and metrics["input_shape"] == [32, 32, 3]
+    assert metrics["input_range"] == [0.0, 1.0]  # the PNGs' 0-255 read as [0, 1], and the model says so
+    assert not any(type(layer).__name__ in ("Rescaling", "Normalization") for layer in model.layers)
     assert (metrics["train_images"], metrics["val_size"], metrics["dataset"]) == (90, 10, "fruit")
     flat = 8 * 8 * 32
     assert metrics["params"] == (3 * 3 * 3 * 32 + 32) + (3 * 3 * 32 * 32 + 32) + (flat * 500 + 500) + (500 * 5 + 5)

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from kerascnn import BadValue
+from kerascnn.batching import batch_size as fitting
 from kerascnn.attacks.loop import _tape, as_batch, cached, model_shape
 
 #: The threat models: the largest pixel change, or the Euclidean length of the change (pixels in [0, 1]).
@@ -135,7 +136,7 @@ def fgm_step(model, x, labels, eps, norm: str, targeted: bool = False):
 
 # ---------------------------------------------------------------------------- on arrays
 def fgm(model, images: np.ndarray, labels, eps, *, norm: str = "linf", targeted: bool = False,
-        batch_size: int = 1000):
+        batch_size: int | None = None):
     """FGM (FGSM for linf) on a batch: attacks.BoundedResult holding x + eps * direction(grad) in [0, 1].
 
     images (N, H, W, C) in [0, 1]; labels (N,): true classes, or targets when `targeted`; eps one
@@ -148,6 +149,7 @@ def fgm(model, images: np.ndarray, labels, eps, *, norm: str = "linf", targeted:
     originals = as_batch(images, shape, "images")
     labels = _labels(labels, len(originals), num_classes)
     radii = per_image_eps(eps, len(originals))
+    batch_size = batch_size or fitting(model, gradients=True)
     step = cached(model, ("fgm", norm, bool(targeted)), lambda: _compile_fgm(model, norm, bool(targeted)))
     begin = time.perf_counter()
     out = np.concatenate([step(originals[i:i + batch_size], labels[i:i + batch_size], radii[i:i + batch_size]).numpy()

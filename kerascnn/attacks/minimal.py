@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from kerascnn import BadValue
+from kerascnn.batching import batch_size as fitting
 from kerascnn.attacks.fgm import _labels, check_norm, clip_eta, norm_of, per_image
 from kerascnn.attacks.loop import Progress, _tape, as_batch, cached, check_class, check_settings, model_shape
 
@@ -102,7 +103,7 @@ def fmn_images(model, x, labels, steps, norm: str, targeted: bool, odds_limit: f
 
 
 def minimal(model, images: np.ndarray, labels=None, *, norm: str = "l2", target: int | None = None,
-            confidence: float | None = None, steps: int = 300, alpha: float | None = None, batch_size: int = 500,
+            confidence: float | None = None, steps: int = 300, alpha: float | None = None, batch_size: int | None = None,
             progress: Progress | None = None):
     """For each image (N, H, W, C) in [0, 1], the smallest perturbation in `norm` found by FMN that
     changes the prediction from `labels` (N,) (None: the clean predictions), or with `target` that
@@ -133,6 +134,7 @@ def minimal(model, images: np.ndarray, labels=None, *, norm: str = "l2", target:
     run = cached(model, ("fmn", norm, target is not None, odds), lambda: _compile(model, norm, target is not None, odds,
                                                                                   float(alpha)))
     begin = time.perf_counter()
+    batch_size = batch_size or fitting(model, gradients=True, cap=500)
     found = []
     for i in range(0, len(originals), batch_size):
         found.append(run(originals[i:i + batch_size], goal[i:i + batch_size], np.int32(steps))[0].numpy())

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from kerascnn import BadValue
+from kerascnn.batching import batch_size as fitting
 from kerascnn.attacks.fgm import _labels, check_norm, clip_eta, fgm_step, norm_of, per_image, per_image_eps
 from kerascnn.attacks.loop import Progress, as_batch, cached, check_settings, model_shape
 
@@ -73,7 +74,7 @@ def pgd_images(model, x, labels, eps, step, steps, norm: str, *, targeted: bool 
 
 def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: int = 40,
         step_fraction: float = STEP_FRACTION, rand_init: bool = True, restarts: int = 1, seed: int = 0,
-        targeted: bool = False, stop_when_fooled: bool = True, batch_size: int = 1000,
+        targeted: bool = False, stop_when_fooled: bool = True, batch_size: int | None = None,
         progress: Progress | None = None):
     """PGD on a batch: attacks.BoundedResult of images within eps of `images` (N, H, W, C) in [0, 1].
 
@@ -94,6 +95,7 @@ def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: in
     originals = as_batch(images, shape, "images")
     labels = _labels(labels, len(originals), num_classes)
     radii = per_image_eps(eps, len(originals))
+    batch_size = batch_size or fitting(model, gradients=True)
     flags = (norm, bool(targeted), bool(rand_init), bool(stop_when_fooled))
     run = cached(model, ("pgd",) + flags, lambda: _compile_pgd(model, *flags))
     begin = time.perf_counter()

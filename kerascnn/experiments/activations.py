@@ -66,9 +66,10 @@ def activations(subject, image: np.ndarray, layers=None) -> ActivationMaps:
         raise BadValue("image", f"of shape {image.shape} does not fit the model's input {expected}")
     image = image.reshape(expected)
     resolved = {name: subject.resolve_layer(name, "layers") for name in layers}
-    model = subject.model
-    outputs = [model.get_layer(resolved[name]).output for name in layers] + list(subject.logits_model.outputs)
-    sub = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, outputs)
+    # On the graph of the logits model, which takes pixels in [0, 1] (the input domain folded in).
+    model = subject.logits_model
+    outputs = [subject.layer_tensors(resolved[name])[1] for name in layers] + list(model.outputs)
+    sub = keras.Model(model.inputs[0], outputs)
     values = [keras.ops.convert_to_numpy(out) for out in sub(image[None], training=False)]
     # Mixed-precision models compute in bfloat16: hand back float32 maps either way.
     maps = {name: np.asarray(out, dtype=np.float32)[0] for name, out in zip(layers, values)}

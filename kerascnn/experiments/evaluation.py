@@ -36,7 +36,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: i
     return matrix
 
 
-def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 1000,
+def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int | None = None,
              class_names: tuple | None = None) -> EvalResult:
     """Accuracy, mean cross-entropy, per-class accuracy and confusion matrix of the logits model
     `model` on `images` (N, H, W, C) float32 in [0, 1] with integer `labels` (N,)."""
@@ -54,7 +54,7 @@ def evaluate(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 10
 # ---------------------------------------------------------------------------- the experiment
 @dataclass
 class Options:
-    batch_size: int = 1000      # images per forward pass (memory, not results)
+    batch_size: int | None = None  # images per forward pass (memory, not results; None: as many as fit)
 
 
 @dataclass

@@ -103,20 +103,21 @@ def _cut(images: np.ndarray) -> np.ndarray:
 
 
 def responses(subject, layer: str):
-    """(pre-activation, activation) tensors of convolution `layer` in the model's graph: the input and
-    output of its activation layer (conv2 -> conv2_relu), or of its built-in activation (through a
-    linear twin of the layer), or its output twice when it has none."""
+    """(pre-activation, activation) tensors of convolution `layer` in the graph of the logits model
+    (pixels in [0, 1]): the input and output of its activation layer (conv2 -> conv2_relu), or of its
+    built-in activation (through a linear twin of the layer), or its output twice when it has none."""
     conv = subject.model.get_layer(layer)
     read_from = subject.resolve_layer(layer)
     if read_from != layer:
-        after = subject.model.get_layer(read_from)
-        return read_from, after.input, after.output
+        before, after = subject.layer_tensors(read_from)
+        return read_from, before, after
+    conv_in, conv_out = subject.layer_tensors(layer)
     if getattr(getattr(conv, "activation", None), "__name__", "linear") != "linear":
         twin = type(conv).from_config(conv.get_config() | {"activation": "linear", "name": f"{conv.name}_linear"})
-        before = twin(conv.input)
+        before = twin(conv_in)
         twin.set_weights(conv.get_weights())
-        return read_from, before, conv.output
-    return read_from, conv.output, conv.output
+        return read_from, before, conv_out
+    return read_from, conv_out, conv_out
 
 
 def _ascent_step(extractor, inner: int, leak: float):
@@ -146,7 +147,7 @@ def maximize(subject, layer: str, filters: list[int], *, steps: int, step_rms: f
     import keras
 
     read_from, before, after = responses(subject, layer)
-    extractor = keras.Model(subject.model.inputs[0], [before, after])
+    extractor = keras.Model(subject.logits_model.inputs[0], [before, after])
     h, w, count = (int(d) for d in after.shape[1:])
     inner = 2 if min(h, w) > 4 else 0
     step = _ascent_step(extractor, inner, leak)

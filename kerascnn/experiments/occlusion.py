@@ -11,7 +11,10 @@ shifted last position, so that every step is the same size and the count is the 
 `OcclusionResult.never_covered()` says how many pixels that leaves out, and the stride-1 map always
 reaches every edge.
 
-All occluded copies, and the clean image with them, go through the model in one batched call.
+All occluded copies, and the clean image with them, go through the model in batches as large as
+the model's size allows (kerascnn.batching); the copies are built batch by batch and not kept (a
+stride-1 map of a 224-pixel image has 12,769 of them: 7.7 GB), so `OcclusionResult.images`
+rebuilds them on demand.
 The experiment (Options, run, figures, table, summary) is at the end of the file.
 """
 from __future__ import annotations
@@ -29,8 +32,8 @@ from kerascnn.tasks import Pick, pick
 class OcclusionResult:
     """What the model says about each occluded copy of one image.
 
-    image: (H, W, C) float32 in [0, 1]; images: (P, H, W, C) the occluded copies, in position order;
-    rows, cols: (P,) the patch's top-left pixel; probabilities: (P, K) float64 softmax of each copy;
+    image: (H, W, C) float32 in [0, 1]; rows, cols: (P,) the patch's top-left pixel, in position
+    order (`copy(p)` and `images` rebuild the occluded copies); probabilities: (P, K) float64 softmax of each copy;
     clean_probabilities: (K,) of the image itself. `label` is the class whose probability is
     followed: the true label, or the clean prediction when none was given (`label_source` says which).
     """
@@ -42,7 +45,6 @@ class OcclusionResult:
     fill: float
     rows: np.ndarray
     cols: np.ndarray
-    images: np.ndarray
     probabilities: np.ndarray
     clean_probabilities: np.ndarray
     index: int | None = None   # the test-set index of the image, when it came from there
@@ -51,6 +53,15 @@ class OcclusionResult:
     @property
     def count(self) -> int:
         return len(self.rows)
+
+    def copy(self, p: int) -> np.ndarray:
+        """(H, W, C) the image with the patch at position p."""
+        return fill_patches(self.image, self.rows[p:p + 1], self.cols[p:p + 1], self.patch, self.fill)[0]
+
+    @property
+    def images(self) -> np.ndarray:
+        """(P, H, W, C) every occluded copy, in position order (built now: P images of memory)."""
+        return fill_patches(self.image, self.rows, self.cols, self.patch, self.fill)
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -149,17 +160,39 @@ def occluded_images(image: np.ndarray, patch: int, stride: int, fill: float
     height, width = image.shape[:2]
     check_arguments(height, width, patch, stride, fill)
     rows, cols = patch_positions(height, width, patch, stride)
-    images = np.repeat(image[None], len(rows), axis=0)
+    return fill_patches(image, rows, cols, patch, fill), rows, cols
+
+
+def fill_patches(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch: int, fill: float) -> np.ndarray:
+    """(len(rows), H, W, C) copies of `image`, copy p with the square at (rows[p], cols[p]) set to `fill`."""
+    images = np.repeat(np.asarray(image, np.float32)[None], len(rows), axis=0)
     for p, (r, c) in enumerate(zip(rows, cols)):
         images[p, r:r + patch, c:c + patch, :] = fill
-    return images, rows, cols
+    return images
+
+
+def predict_occluded(model, image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch: int, fill: float,
+                     progress=None) -> np.ndarray:
+    """(P, K) logits of the copies of `image` occluded at (rows, cols), built and predicted a batch at a
+    time. progress(done, total) after each batch."""
+    from kerascnn.batching import batch_size
+    from kerascnn.subject import predict_logits
+
+    batch = batch_size(model)
+    out = []
+    for i in range(0, len(rows), batch):
+        out.append(predict_logits(model, fill_patches(image, rows[i:i + batch], cols[i:i + batch], patch, fill),
+                                  batch_size=batch))
+        if progress is not None:
+            progress(min(i + batch, len(rows)), len(rows))
+    return np.concatenate(out) if out else np.zeros((0, int(model.output_shape[-1])), np.float32)
 
 
 def occlude(model, image: np.ndarray, label: int | None = None, *, patch: int = 14, stride: int = 7,
-            fill: float = 0.5, index: int | None = None) -> OcclusionResult:
+            fill: float = 0.5, index: int | None = None, progress=None) -> OcclusionResult:
     """Occludes `image` (H, W, C) float32 in [0, 1] at every patch position and predicts each copy
     with the logits model `model`. label: the class to follow; None follows the clean image's
-    prediction. index: the image's test-set index, only recorded. One batch of P + 1 images."""
+    prediction. index: the image's test-set index, only recorded. progress(done, total) per batch."""
     from kerascnn.subject import predict_logits, softmax
 
     image = np.asarray(image, np.float32)
@@ -169,16 +202,15 @@ def occlude(model, image: np.ndarray, label: int | None = None, *, patch: int = 
     classes = int(model.output_shape[-1])
     if label is not None and not 0 <= int(label) < classes:
         raise BadValue("label", f"must be a class 0-{classes - 1}, got {label}")
-    images, rows, cols = occluded_images(image, patch, stride, fill)
-    batch = np.concatenate([image[None], images])
-    probabilities = softmax(predict_logits(model, batch, batch_size=len(batch)))
-    clean = probabilities[0]
+    rows, cols = patch_positions(image.shape[0], image.shape[1], patch, stride)
+    probabilities = softmax(predict_occluded(model, image, rows, cols, patch, fill, progress))
+    clean = softmax(predict_logits(model, image[None]))[0]
     if label is None:
         label, source = int(clean.argmax()), "clean prediction"
     else:
         label, source = int(label), "true label"
     return OcclusionResult(image, label, source, int(patch), int(stride), float(fill), rows, cols,
-                           images, probabilities[1:], clean, index)
+                           probabilities, clean, index)
 
 
 # ---------------------------------------------------------------------------- the experiment
@@ -191,14 +223,29 @@ class Options:
     patch: int | None = None    # side of the square patch in pixels (None: half the image side)
     stride: int | None = None   # step between positions in pixels (None: half the patch)
     fill: float = 0.5           # grey value of the patch, in [0, 1]
-    map: bool = False           # also the stride-1 sensitivity map (P(label) at every position)
+    map: bool = False           # also the sensitivity map (P(label) at every position, see map_stride)
+    map_stride: int | None = None  # the map's stride (None: 1, or more on large images: see map_stride_for)
 
     def resolved(self, shape: tuple[int, ...]) -> "Options":
         """The options with patch and stride filled in for an image of `shape` (H, W, C), checked."""
         patch = self.patch if self.patch is not None else max(1, min(shape[:2]) // 2)
         stride = self.stride if self.stride is not None else max(1, patch // 2)
         check_arguments(shape[0], shape[1], patch, stride, self.fill)
-        return replace(self, patch=patch, stride=stride)
+        map_stride = self.map_stride if self.map_stride is not None else map_stride_for(shape, patch)
+        if map_stride < 1:
+            raise BadValue("map_stride", f"must be at least 1 pixel, got {map_stride}")
+        return replace(self, patch=patch, stride=stride, map_stride=map_stride)
+
+
+#: The map's grid stays within this many positions a side: stride 1 up to 64 + patch - 1 pixels.
+MAP_SIDE = 64
+
+
+def map_stride_for(shape: tuple[int, ...], patch: int) -> int:
+    """The map's stride: 1 (every position) while that is at most MAP_SIDE positions a side, else the
+    smallest stride that keeps it so (a 224-pixel image with patch 112: stride 2, 57 x 57 positions)."""
+    positions = min(shape[:2]) - patch + 1
+    return max(1, -(-positions // MAP_SIDE))
 
 
 @dataclass
@@ -212,7 +259,7 @@ class Result:
         out = {"image": self.description} | self.occlusion.to_dict()
         out["class_name"] = class_name(self.occlusion.class_names, self.occlusion.label)
         if self.heat is not None:
-            out["map"] = {"patch": self.heat.patch, "rows": int(self.heat.grid_shape[0]),
+            out["map"] = {"patch": self.heat.patch, "stride": self.heat.stride, "rows": int(self.heat.grid_shape[0]),
                           "cols": int(self.heat.grid_shape[1]), "fill": self.heat.fill,
                           "prob_true": self.heat.prob_true_grid().round(6).tolist(),
                           "pred": self.heat.pred.reshape(self.heat.grid_shape).tolist()}
@@ -234,8 +281,9 @@ def run(subject, options: Options, progress=None) -> Result:
                      class_names=subject.class_names)
     heat = None
     if options.map:
-        heat = occlude(subject.logits_model, picked.image, result.label, patch=options.patch, stride=1,
-                       fill=options.fill, index=picked.index)
+        heat = occlude(subject.logits_model, picked.image, result.label, patch=options.patch,
+                       stride=options.map_stride, fill=options.fill, index=picked.index,
+                       progress=None if progress is None else lambda done, total: progress(done, done, total))
         heat = replace(heat, label_source=result.label_source, class_names=subject.class_names)
     table = None
     if subject.task.is_mnist and picked.index is not None and picked.index == _first_of(subject, picked.label):

@@ -37,7 +37,7 @@ class Options:
     count: int = 1000                # the first `count` test images
     sanity: int = 100                # images attacked at a huge eps, where accuracy must reach 0 (0: skip)
     seed: int = 0
-    batch_size: int = 1000
+    batch_size: int | None = None    # images per attack call (None: as many as fit; kerascnn.batching)
 
     def resolved(self) -> "Options":
         from kerascnn.attacks.fgm import check_epsilons, check_norm
@@ -49,7 +49,7 @@ class Options:
             raise BadValue("attacks", f"choose from {', '.join(ATTACKS)}, got {', '.join(self.attacks) or 'none'}")
         check_settings(steps=self.steps)
         for name in ("count", "restarts", "batch_size"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise BadValue(name, f"must be at least 1, got {getattr(self, name)}")
         if self.sanity < 0:
             raise BadValue("sanity", f"must be 0 or more, got {self.sanity}")

@@ -46,7 +46,8 @@ class Result:
 def run(subject, options: Options, progress=None) -> Result:
     from kerascnn.subject import Subject
 
-    subjects = [subject] + [Subject.load(path, subject.task) for path in options.others]
+    subjects = [subject] + [Subject.load(path, subject.task, domain=subject.domain if subject.domain.given_by_user else None)
+                             for path in options.others]
     curves = [robustness.run(s, robustness.Options(count=options.count)) for s in subjects]
     smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count)) for s in subjects]
                 for norm in ("l2", "linf")}

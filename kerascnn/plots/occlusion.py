@@ -94,7 +94,7 @@ def occlusion_grid(result, reference=None, title: str | None = None):
             text = f"{probs[p]:.2f}" + ("" if ok else f" \u2192{class_label(names, preds[p], 6)}")
         else:
             text = None
-        show_digit(ax, result.images[p], text, color=_color(int(preds[p]), label),
+        show_digit(ax, result.copy(p), text, color=_color(int(preds[p]), label),
                    fontsize=9 if detail == 2 else 7, frame=None if ok else BAD,
                    frame_style="dashed", frame_width=2.0 if detail else 1.2)
         r, c = int(result.rows[p]), int(result.cols[p])
@@ -127,7 +127,7 @@ def _position_map(sub, result) -> None:
 
 
 def occlusion_map(result, title: str | None = None):
-    """Sensitivity map from a stride-1 OcclusionResult: P(label) for each patch position, drawn at
+    """Sensitivity map from an OcclusionResult at a small stride: P(label) for each patch position, drawn at
     the patch's centre, as a heat map over the (dimmed) image, beside the clean image and the most
     damaging occlusion (given by its top-left corner and its centre). Dark = covering this region
     hurts the model most. RGB images are dimmed in colour; the outline follows their channel mean."""
@@ -145,9 +145,10 @@ def occlusion_map(result, title: str | None = None):
     height, width = image.shape[:2]
     # The image dimmed (to a quarter of its brightness) where no patch centre reaches.
     show_digit(ax, image * 0.25)
-    extent = (half - 0.5, half + ncols - 0.5, half + nrows - 0.5, half - 0.5)
+    step = result.stride  # position j's centre is at half + j * step
+    extent = (half - step / 2, half + (ncols - 0.5) * step, half + (nrows - 0.5) * step, half - step / 2)
     heat = ax.imshow(grid, cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest", extent=extent)
-    ax.add_patch(Rectangle((extent[0], extent[3]), ncols, nrows, fill=False, edgecolor="#8c959f",
+    ax.add_patch(Rectangle((extent[0], extent[3]), ncols * step, nrows * step, fill=False, edgecolor="#8c959f",
                            linewidth=0.8))
     level = brightness(image)
     if level.min() < 0.5 < level.max():
@@ -159,7 +160,7 @@ def occlusion_map(result, title: str | None = None):
     fig.colorbar(heat, ax=ax, shrink=0.85, label=f"P({shown})")
     worst = int(np.argmin(result.prob_true))
     r, c = int(result.rows[worst]), int(result.cols[worst])
-    show_digit(axes[2], result.images[worst],
+    show_digit(axes[2], result.copy(worst),
                f"most damaging patch\ntop-left (row {r}, col {c}), centre ({r + half:g}, {c + half:g})\n"
                f"P({class_label(names, label, 10)}) = {result.prob_true[worst]:.4f}, "
                f"pred {class_label(names, result.pred[worst], 14)}",
