@@ -133,6 +133,9 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, do
     sources = list(sources) or _shipped_models(dataset, data_dir)
     if not sources:
         raise UserError("give the models: --source-model (and --eval-model) for a dataset other than MNIST")
+    from kerascnn.outputs import check_output_folder
+
+    check_output_folder(out_dir, "transfer", force=force, protect=[*sources, *evals])  # refusals before any work
     source_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in sources]
     eval_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in evals] if evals else source_subjects
     options = TransferOptions(norm=norm, eps=eps, steps=steps, count=count, fit=fit)

@@ -156,8 +156,9 @@ class StepLogger(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """After each epoch: history.csv and steps.csv, then the checkpoint, then the state that commits it
-    (the CSVs keep rows of later epochs only until a resume reads them back up to the committed epoch).
+    """After each epoch, into .resume/: history.csv and steps.csv, then the checkpoint, then the state
+    that commits it (the CSVs keep rows of later epochs only until a resume reads them back up to the
+    committed epoch). The run folder itself gets the CSVs when the run finishes (kerascnn.training).
 
     Files are made in on_train_begin / on_epoch_end, never in __init__.
     """
@@ -175,8 +176,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         done = epoch + 1
-        store.write_csv(self.out_dir / "history.csv", self.history, HISTORY_FIELDS)
-        store.write_csv(self.out_dir / "steps.csv", self.rows, STEP_FIELDS)
+        store.write_csv(self.resume_dir / "history.csv", self.history, HISTORY_FIELDS)
+        store.write_csv(self.resume_dir / "steps.csv", self.rows, STEP_FIELDS)
         # The state names its own checkpoint file: renaming state.json into place commits the epoch
         # in one step (a kill before it leaves the previous epoch's state and checkpoint intact).
         name = f"checkpoint-epoch{done}.keras"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import errno
+import fnmatch
 import json
 import os
 import re
@@ -28,6 +29,26 @@ from kerascnn import store
 
 MARKER = ".kerascnn.json"  # {"command", "version", "created", "files": [relative paths]}
 VERSION = 1
+#: The files each command may write (fnmatch patterns; every experiment also writes result.json).
+#: With --force into a folder kerascnn did not make, a file of the user's that one of these would
+#: replace is a clash, refused before any work; the write itself checks the exact names again.
+WRITES = {
+    "evaluate": ("confusion.png", "predictions.png"),
+    "filters": ("filters_*.png", "maximize_*.png", "maximize.npy"),
+    "activations": ("activations.png",),
+    "occlude": ("occlusion.png", "occlusion_map.png"),
+    "explain": ("explain.png", "explain_attack.png", "faithfulness.png", "randomisation*.png", "*.npy"),
+    "robustness": ("robustness.png", "examples.png", "curves.png", "minimal_*.png"),
+    "transfer": ("transfer_pgd.png", "transfer_universal.png"),
+    "attack nontargeted": ("nontargeted.png", "images.npy"),
+    "attack targeted": ("targeted.png", "images.npy"),
+    "attack noise": ("noise.png", "universal.png", "*.npy"),
+    "attack minimal": ("norms.png", "examples.png", "*.npy"),
+    "attack universal": ("universal.png", "*.npy"),
+    "compare": ("curves_*.png", "test_accuracy.png"),  # beside its runs/ and recipe.json (kerascnn.runs)
+    "report": ("report.html", "report.md", "*.png", "models"),
+}
+ALWAYS = ("result.json",)
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
 
 
@@ -132,11 +153,33 @@ def _inspect(out: Path, command: str, given: str, force: bool) -> str:
     if listed is not None and present - {MARKER} <= listed:
         return "ours"
     if force:
+        patterns = WRITES.get(command, ()) + ALWAYS
+        _refuse_clashes(out, given, command, {f for f in present if "/" not in f
+                                              and any(fnmatch.fnmatch(f, p) for p in patterns)})
         return "foreign"
     extra = None if listed is None else min(present - {MARKER} - listed)
     what = (f"exists and was not written by kerascnn {command}" if extra is None
             else f"holds {extra}, which kerascnn {command} did not write")
     raise UserError(f"output folder {given} {what}: choose another or pass --force (files in it are kept)")
+
+
+def marked_files(out: Path) -> set[str]:
+    """The files the folder's MARKER lists (written by any kerascnn command), or none."""
+    try:
+        files = json.loads((out / MARKER).read_text())["files"]
+        return set(files) if isinstance(files, list) else set()
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _refuse_clashes(out: Path, given: str, command: str, clashing: set[str]) -> None:
+    """UserError naming the paths of `clashing` (already in `out`, and about to be written) that
+    kerascnn did not write: --force writes beside a user's files, never over them."""
+    clashes = sorted(clashing - marked_files(out) - {MARKER})
+    if clashes:
+        shown = ", ".join(clashes[:4]) + (f" and {len(clashes) - 4} more" if len(clashes) > 4 else "")
+        raise UserError(f"output folder {given} holds {shown}, which kerascnn {command} would write and did not "
+                        f"make: --force never replaces a file of yours; move it or choose another --out")
 
 
 def _swap(tmp: Path, out: Path, command: str, given: str, force: bool) -> None:
@@ -153,8 +196,15 @@ def _swap(tmp: Path, out: Path, command: str, given: str, force: bool) -> None:
             raise
         shutil.rmtree(old, ignore_errors=True)
     else:
+        with store.os_errors(f"reading folder {given}"):
+            present = _listing(out)
+        new = _listing(tmp) - {MARKER}
+        # the exact names, once more: a file about to be written over (a folder may be shared)
+        _refuse_clashes(out, given, command, {f for f in new & present if not (out / f).is_dir()})
+        kept = {f for f in marked_files(out) if f in present}   # what earlier --force runs wrote
         with store.os_errors(f"moving files into {given}", "the files moved before this are there"):
             _merge(tmp, out)
+            _write_marker(out, command, sorted(kept | new))
 
 
 def _merge(tmp: Path, out: Path) -> None:

@@ -92,6 +92,7 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         return Pick(class_name=task.label(k))
 
     convs = subject.conv_layers()
+    heavy = is_heavy(subject)
     steps = [("evaluation", "Test predictions", "evaluation", evaluation.Options())]
     if convs:
         steps.append(("filters", f"Filters of {convs[0]}", "filters", filters.Options(layer=convs[0])))
@@ -100,29 +101,56 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         chosen = 23 if task.is_mnist and count > 23 else 0
         steps.append((f"filters_{convs[1]}", f"Filter {chosen} of {convs[1]}", "filters",
                       filters.Options(layer=convs[1], filter=chosen)))
-    steps += [(f"maximize_{convs[-1]}", f"What the filters of {convs[-1]} look for", "maximize",
-               maximize.Options(layer=convs[-1]))] if convs else []
+    # a model of real size: the first layer's filters (its extractor is one layer, not the network)
+    look = (convs[0] if heavy else convs[-1]) if convs else None
+    steps += [(f"maximize_{look}", f"What the filters of {look} look for", "maximize",
+               maximize.Options(layer=look))] if convs else []
     first = class_pick(7, 0)
     if subject.spatial_layers():
         steps.append(("activations", "Activation maps", "activations", activations.Options(pick=first)))
     for digit, fallback in ((7, 0), (9, 1)):
         pick = class_pick(digit, fallback)
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
-                      occlusion.Options(pick=pick, map=True)))
+                      occlusion.Options(pick=pick, map=not heavy or digit == 7)))
     maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"))
+    # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
+    small = HEAVY_OPTIONS if heavy else {}
     steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
                explain.Options(pick=first, settings=maps)),
-              ("faithfulness", "Which explanation to believe", "faithfulness", faithfulness.Options(settings=maps))]
-    steps += [("nontargeted", "Adversarial: images from noise", "nontargeted", nontargeted.Options()),
-              ("targeted", "Adversarial: look-alikes of a test image", "targeted", targeted.Options()),
-              ("noise", "Adversarial: noise towards one class", "noise", noise.Options()),
+              ("faithfulness", "Which explanation to believe", "faithfulness",
+               faithfulness.Options(settings=maps, **small.get("faithfulness", {})))]
+    steps += [("nontargeted", "Adversarial: images from noise", "nontargeted",
+               nontargeted.Options(**small.get("nontargeted", {}))),
+              ("targeted", "Adversarial: look-alikes of a test image", "targeted",
+               targeted.Options(**small.get("targeted", {}))),
+              ("noise", "Adversarial: noise towards one class", "noise", noise.Options(**small.get("noise", {}))),
               ("explain_attack", f"Explaining the noise attack on the first {first.class_name}", "explain_attack",
-               explain_attack.Options(pick=first, settings=maps))]
+               explain_attack.Options(pick=first, settings=maps, noise=noise.Options(**small.get("noise", {}))))]
     from kerascnn.experiments import robustness_study
 
     steps.append(("robustness", "Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer",
-                  "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject))))
+                  "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject),
+                                                               **small.get("robustness_study", {}))))
     return steps
+
+
+#: A model whose activations per image exceed this many floats (the assignment's network: 42,000;
+#: a MobileNetV2 at 224 px: 21.8 million) is of real size: the report takes HEAVY_OPTIONS.
+HEAVY = 2_000_000
+HEAVY_OPTIONS = {
+    "faithfulness": {"count": 10, "randomise": 3},
+    "nontargeted": {"steps": 100},
+    "targeted": {"steps": 100},
+    "noise": {"steps": 100, "universal": 20},
+    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20},
+}
+
+
+def is_heavy(subject) -> bool:
+    """Whether the report should take HEAVY_OPTIONS for this model (its activations per image)."""
+    from kerascnn.batching import activations_per_image
+
+    return activations_per_image(subject.logits_model) > HEAVY
 
 
 def experiment_section(section_id: str, title: str, module, result, figures) -> Section:
@@ -256,7 +284,12 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
                 f"generated {time.strftime('%Y-%m-%d %H:%M')} in {seconds['total']:.0f} s",
                 "models: " + "; ".join(f"{m.name} = {m.subject.path}" for m in models)
                 + f"; the experiments use {models[0].name}",
-                f"data: {task.name}, {task.input_shape}, {task.num_classes} classes ({task.describe()})"]
+                f"data: {task.name}, {task.input_shape}, {task.num_classes} classes ({task.describe()})",
+                f"input domain: {subject.domain.describe()} ({subject.domain.source})"]
+        if is_heavy(subject):
+            meta.append("a model of real size: fewer images and steps than the commands' defaults "
+                        f"({'; '.join(f'{k}: {v}' for k, v in HEAVY_OPTIONS.items())}), the first convolution "
+                        "layer's filters maximised, and one occlusion map")
         title = f"kerascnn: {subject.name} on {task.name}, studied end to end"
         store.write_text(out / "report.html", render_html(title, meta, sections))
         store.write_text(out / "report.md", render_markdown(title, meta, sections))

@@ -15,6 +15,11 @@ from pathlib import Path
 from kerascnn import UserError, store
 from kerascnn.outputs import MARKER
 
+#: The files a run (or a compare study) writes at the top of its folder: a file of the user's with one
+#: of these names is never replaced, --force or not (its folders, runs/ and .resume/, are written into).
+RUN_FILES = ("model.keras", "history.csv", "steps.csv", "metrics.json", "loss.png", "accuracy.png", "predictions.png",
+             "confusion.png", "recipe.json", "result.json", "curves_loss.png", "curves_accuracy.png",
+             "test_accuracy.png")
 #: The columns of a run's history.csv (per epoch) and steps.csv (per iteration).
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 STEP_FIELDS = ["epoch", "step", "loss", "accuracy", "val_loss", "val_accuracy"]
@@ -32,13 +37,17 @@ def check_training_folder(out: str | os.PathLike, force: bool = False) -> Path:
     folder = Path(os.path.abspath(out))
     if folder.exists() and not folder.is_dir():
         raise UserError(f"output folder {out} exists and is not a folder")
-    if not folder.is_dir() or force or is_training_folder(folder):
+    if not folder.is_dir() or is_training_folder(folder):
         return folder
     try:
         contents = [p.name for p in folder.iterdir() if p.name != ".lock"]
     except OSError as e:
         raise UserError(store.describe_os_error(e, f"reading folder {out}")) from None
-    if contents:
+    clashes = sorted(name for name in set(contents) & set(RUN_FILES) if not (folder / name).is_dir())
+    if force and clashes:
+        raise UserError(f"output folder {out} holds {', '.join(clashes)}, which a run would write and kerascnn did "
+                        f"not make: --force never replaces a file of yours; move it or choose another --out")
+    if contents and not force:
         raise UserError(f"output folder {out} holds files that kerascnn did not write ({sorted(contents)[0]}, ...): "
                         f"choose another --out, or pass --force (its files are kept)")
     return folder
@@ -66,8 +75,9 @@ def resume_state(out_dir: Path, key: dict, epochs: int) -> tuple[int, Path | Non
 
 
 def previous_rows(out_dir: Path, epochs_done: int) -> tuple[list[dict], list[dict]]:
+    """(history, steps) of an unfinished run's committed epochs, read back from its .resume/ folder."""
     def rows(name, fields, keep):
-        path = out_dir / name
+        path = out_dir / ".resume" / name
         if not path.is_file():
             return []
         out = []

@@ -31,7 +31,7 @@ from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
 from kerascnn.compiling import compile_for_training
 from kerascnn.precision import PRECISIONS, dtype_policy, has_bf16_hardware, resolve_precision  # noqa: F401
 from kerascnn.recipes import RECIPES
-from kerascnn.runs import previous_rows, resume_state
+from kerascnn.runs import HISTORY_FIELDS, STEP_FIELDS, previous_rows, resume_state
 from kerascnn.tasks import Splits, Task
 
 # TensorFlow and Keras are imported by the functions that use them, so that TrainConfig (whose
@@ -214,7 +214,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     except KeyboardInterrupt:
         raise TrainingInterrupted(out_dir, len(history)) from None
     finally:
-        _remove_if_empty(out_dir / ".resume")  # a run that failed before its first epoch leaves nothing
+        _remove_uncommitted(out_dir / ".resume")  # a run that failed before its first epoch leaves nothing
 
     final = build_model(config.batchnorm, None, shape, classes)  # float32, uncompiled: what experiments use
     final.set_weights(classifier_of(model).get_weights())
@@ -243,17 +243,19 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    store.write_csv(out_dir / "history.csv", history, HISTORY_FIELDS)
+    store.write_csv(out_dir / "steps.csv", rows, STEP_FIELDS)
     store.save_model(final, out_dir / "model.keras")
     store.write_json(out_dir / "metrics.json", metrics)
     shutil.rmtree(out_dir / ".resume", ignore_errors=True)
     return TrainResult(final, history, rows, metrics, out_dir, done, test)
 
 
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:  # not empty (a checkpoint to resume from), or not there
-        pass
+def _remove_uncommitted(folder: Path) -> None:
+    """Removes .resume/ unless it commits an epoch to resume from (its state.json): what a run that
+    failed before its first checkpoint wrote there (the CSVs, a half-saved checkpoint) goes with it."""
+    if folder.is_dir() and not (folder / "state.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def default_out_dir(task: Task, batchnorm: bool) -> Path:

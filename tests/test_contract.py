@@ -588,3 +588,7 @@ def test_robustness_study(case, tmp_path):
     names = case.class_names
     d = check_protocol(experiment, result, case, names_in_titles=[f"{names[result.universal.fit.target]}"])
     assert d["models"] == result.names and len(d["models"]) == 2
+    scale = case.to_model(1.0) - case.to_model(0.0)  # eps in the model's own units: eps times the range's width
+    for curve in d["robustness"].values():
+        assert curve["eps_model_units"] == pytest.approx([e * scale for e in curve["eps"]])
+    assert d["universal"]["eps_model_units"] == pytest.approx(d["universal"]["eps"] * scale)

@@ -247,6 +247,21 @@ def test_force_writes_into_a_foreign_folder_and_keeps_its_files(command, place, 
     assert sorted(os.listdir(work)) == ["out"]
 
 
+@pytest.mark.parametrize("command", FORCE_COMMANDS, ids=str)
+def test_force_never_replaces_a_file_of_the_users_that_the_command_would_write(command, place, idx_dir, monkeypatch):
+    """The user's own result.json (or the first file the command writes), beside thesis notes: refused
+    in one line naming it, before any work, with every file as it was."""
+    model, work = place
+    out = foreign_out(work)
+    clash = "result.json" if "result.json" in command.wrote else sorted(n for n in command.wrote if "." in n)[0]
+    (out / clash).write_text("the user's own")
+    before = tree(work)
+    result = run(command, monkeypatch, model, idx_dir, out, "--force")
+    line = error_line(result, exit_code=1)
+    assert clash in line and "--force never replaces a file of yours" in line, line
+    assert tree(work) == before
+
+
 # ---------------------------------------------------------------------------- (b) the model's own folder
 @pytest.mark.parametrize("command", MODEL_COMMANDS, ids=str)
 @pytest.mark.parametrize("target", ["the model's folder", "a folder above it"])
@@ -270,6 +285,27 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(command, place, idx_dir, mon
     line = error_line(result, exit_code=1)
     assert "no space left on device" in line, line
     assert tree(work) == {}  # no partial output, no temporary, no empty folder
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_no_half_run(place, idx_dir, monkeypatch):
+    """The epoch's CSVs are written, then its checkpoint fails: nothing of the run is left."""
+    _, work = place
+    real = store.atomic_path
+    written = []
+
+    @contextlib.contextmanager
+    def failing(path):
+        written.append(Path(path).name)
+        if Path(path).suffix == ".keras":
+            raise no_space(path)
+        with real(path) as tmp:
+            yield tmp
+
+    monkeypatch.setattr(store, "atomic_path", failing)
+    result = run(COMMANDS[0], monkeypatch, work / "none", idx_dir, work / "out")
+    assert "no space left on device" in error_line(result, exit_code=1)
+    assert written[:2] == ["history.csv", "steps.csv"] and written[2].startswith("checkpoint-epoch1")
+    assert tree(work) == {}
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=str)

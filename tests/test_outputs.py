@@ -87,14 +87,40 @@ def test_foreign_folder_is_refused_and_kept_or_merged_into_with_force(tmp_path):
                            "choose another or pass --force (files in it are kept)")
     assert not ran and tree(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
 
+    with pytest.raises(UserError) as e:  # force writes beside the user's files, never over them
+        with output_folder(out, "export", force=True) as tmp:
+            store.write_text(tmp / "result.json", "new")
+            store.write_text(tmp / "notes.txt", "would replace the user's")
+    assert "holds notes.txt, which kerascnn export would write and did not make" in one_line(e)
+    assert tree(out) == before and sorted(os.listdir(tmp_path)) == ["out"]
+
     with output_folder(out, "export", force=True) as tmp:
         store.write_text(tmp / "result.json", "new")
         store.write_text(tmp / "sub" / "new.txt", "new")
-        store.write_text(tmp / "notes.txt", "replaced by name")  # force: a same-named file goes
     after = tree(out)
     assert after["sub/keep.txt"] == b"mine too" and after["sub/new.txt"] == b"new"
-    assert after["result.json"] == b"new" and after["notes.txt"] == b"replaced by name"
+    assert after["result.json"] == b"new" and after["notes.txt"] == b"mine"
     assert sorted(os.listdir(tmp_path)) == ["out"]
+    with output_folder(out, "export", force=True) as tmp:  # what kerascnn wrote there, it may replace
+        store.write_text(tmp / "result.json", "newer")
+    assert tree(out)["result.json"] == b"newer" and tree(out)["sub/new.txt"] == b"new"
+
+
+def test_force_refuses_a_clash_before_any_work(tmp_path):
+    from kerascnn.outputs import check_output_folder
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("occlusion.png", "result.json", "thesis.txt"):
+        (out / name).write_text("mine")
+    with pytest.raises(UserError) as e:
+        check_output_folder(out, "occlude", force=True)
+    assert one_line(e) == (f"output folder {out} holds occlusion.png, result.json, which kerascnn occlude would "
+                           "write and did not make: --force never replaces a file of yours; move it or choose "
+                           "another --out")
+    (out / "occlusion.png").unlink()
+    (out / "result.json").rename(out / "my_result.json")
+    check_output_folder(out, "occlude", force=True)  # no clash: thesis.txt and my_result.json stay beside
 
 
 def test_earlier_output_of_the_same_command_is_replaced_whole(tmp_path):

@@ -160,7 +160,8 @@ def test_interrupted_training_resumes_from_the_last_finished_epoch(tmp_path, idx
     out = tmp_path / "run"
     assert not (out / "model.keras").exists()  # never a half-finished model
     assert json.loads((out / ".resume" / "state.json").read_text())["epochs_done"] == 1
-    assert len(store.read_csv(out / "history.csv")) == 1
+    assert len(store.read_csv(out / ".resume" / "history.csv")) == 1  # the unfinished run's, until it finishes
+    assert not (out / "history.csv").exists()
 
     resumed = train(cfg, verbose=0)
     assert resumed.resumed_from == 1

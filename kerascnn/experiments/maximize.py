@@ -143,8 +143,12 @@ def _ascent_step(extractor, inner: int, leak: float):
 
 
 def maximize(subject, layer: str, filters: list[int], *, steps: int, step_rms: float, seed: int, leak: float = LEAK):
-    """(layer read, images (F, H, W, C), mean inner activation before (F,) and after (F,)) for `filters`."""
+    """(layer read, images (F, H, W, C), mean inner activation before (F,) and after (F,)) for `filters`.
+    Each image's ascent is its own (the step is normalised per image), so the filters go through in
+    batches as large as the model allows (kerascnn.batching) with the same result."""
     import keras
+
+    from kerascnn.batching import batch_size
 
     read_from, before, after = responses(subject, layer)
     extractor = keras.Model(subject.logits_model.inputs[0], [before, after])
@@ -156,12 +160,17 @@ def maximize(subject, layer: str, filters: list[int], *, steps: int, step_rms: f
     x = (0.5 + rng.uniform(-NOISE, NOISE, (len(filters),) + shape)).astype(np.float32)
     chosen = np.eye(count, dtype=np.float32)[filters]
     size = np.float32(step_rms * np.sqrt(np.prod(shape)))   # unit-norm step times sqrt(pixels): that RMS per pixel
-    start = None
-    for _ in range(steps):
-        value, x = step(x, chosen, size)
-        start = value.numpy() if start is None else start
-    final = step(x, chosen, np.float32(0.0))[0].numpy()
-    return read_from, np.asarray(x), start, final
+    batch = batch_size(extractor, gradients=True)
+    images, starts, finals = [], [], []
+    for i in range(0, len(filters), batch):
+        part, picked, start = x[i:i + batch], chosen[i:i + batch], None
+        for _ in range(steps):
+            value, part = step(part, picked, size)
+            start = value.numpy() if start is None else start
+        finals.append(step(part, picked, np.float32(0.0))[0].numpy())
+        images.append(np.asarray(part))
+        starts.append(start)
+    return read_from, np.concatenate(images), np.concatenate(starts), np.concatenate(finals)
 
 
 def run(subject, options: Options, progress=None) -> Result:

@@ -73,6 +73,7 @@ class Result:
     class_names: tuple | None = None
     gradient_steps: dict = field(default_factory=dict)  # attack -> image-gradient evaluations (upper bound)
     example_predictions: dict = field(default_factory=dict)  # attack -> (E, k) predicted classes of `examples`
+    eps_model_units: list = field(default_factory=list)  # each eps in the model's own input units (kerascnn.domain)
 
     @property
     def clean_accuracy(self) -> float:
@@ -101,7 +102,8 @@ class Result:
 
     def to_dict(self) -> dict:
         o = self.options
-        return {"model": self.model, "norm": o.norm, "eps": list(o.eps), "count": len(self.labels),
+        return {"model": self.model, "norm": o.norm, "eps": list(o.eps), "eps_model_units": self.eps_model_units,
+                "count": len(self.labels),
                 "clean_accuracy": self.clean_accuracy,
                 "accuracy": {a: self.accuracy(a).tolist() for a in self.correct},
                 "per_class": {a: {str(c): v for c, v in self.per_class(a).items()} for a in self.correct},
@@ -175,7 +177,8 @@ def run(subject, options: Options, progress=None) -> Result:
                      step_fraction=options.step_fraction, seed=options.seed)
         sanity = float(np.mean(~result.success))
     return Result(options, model_label(subject), labels, clean_correct, correct, per_restart, sanity_eps, sanity, examples,
-                  images[:shown], seconds, subject.class_names, steps_used, predictions)
+                  images[:shown], seconds, subject.class_names, steps_used, predictions,
+                  [subject.eps_in_model_units(e) for e in options.eps])
 
 
 def attack_label(attack: str, norm: str) -> str:

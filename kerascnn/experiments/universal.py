@@ -55,6 +55,7 @@ class Result:
     source: str            # which test image the one-image noise was made for
     model: str
     class_names: tuple | None = None
+    eps_model_units: float | list | None = None  # eps in the model's own input units (kerascnn.domain)
 
     @property
     def eps(self) -> float:
@@ -63,6 +64,7 @@ class Result:
     def to_dict(self) -> dict:
         return {"model": self.model, "target": self.fit.target,
                 "target_name": class_name(self.class_names, self.fit.target), "norm": self.fit.norm, "eps": self.eps,
+                "eps_model_units": self.eps_model_units,
                 "one_image": self.one.to_dict() | {"source": self.source},
                 "universal": self.fitted.to_dict() | {"fit": self.fit.settings, "fit_fraction": self.fit.fit_fraction,
                                                       "seconds": round(self.fit.seconds, 3)}}
@@ -107,7 +109,7 @@ def run(subject, options: Options, progress=None) -> Result:
                                                       indices=held_out), class_names=subject.class_names)
     return Result(measure(project(one_noise, options.norm, eps)), measure(fit.noise), fit, one_noise,
                   f"test image {index} (the first {task.label(source_class)})", model_label(subject),
-                  subject.class_names)
+                  subject.class_names, subject.eps_in_model_units(fit.eps))
 
 
 def figures(result: Result) -> dict:

@@ -1,0 +1,98 @@
+"""Wall time and peak memory of the commands on a model of real size: a keras.applications network
+(MobileNetV2 by default, no pretrained weights: the numbers do not depend on them) at 224 px with 5
+classes, on a folder of 100 test images, fed as keras.applications feeds it (`--preprocess
+mobilenet_v2`: pixels mapped to [-1, 1] outside the model).
+
+    python benchmarks/bench_realsize.py                       # every command, one JSON line each
+    python benchmarks/bench_realsize.py --only evaluate,occlude --size 96   # a quicker look
+
+Each command runs as a user runs it (a fresh `kerascnn` process: TensorFlow's import, loading, the
+work, the figures and files); the peak memory is that process's maximum resident set (wait4's
+ru_maxrss). The first line describes the machine (`lscpu`'s model and flags). Run it while nothing
+else is busy.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_train import machine  # noqa: E402
+
+CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+COMMANDS = {
+    "evaluate": ["evaluate"],
+    "occlude --map": ["occlude", "--index", "0", "--map"],
+    "explain": ["explain", "--index", "0"],
+    "robustness --count 100": ["robustness", "--count", "100"],
+    "attack minimal --count 20": ["attack", "minimal", "--count", "20"],
+    "report": ["report"],
+}
+
+
+def build(root: Path, size: int, family: str, test: int) -> Path:
+    """The image folder (a few training images per class, `test` test images) and the model file."""
+    import keras
+
+    from kerascnn.folders import write_image_folder
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 10), ("test", test)):
+        labels = np.arange(n) % len(CLASSES)
+        images = rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8)
+        write_image_folder(root / "data", images, labels, CLASSES, split)
+    network = getattr(keras.applications, family)
+    model = network(input_shape=(size, size, 3), weights=None, classes=len(CLASSES))
+    path = root / f"{family.lower()}.keras"
+    model.save(path)
+    return path
+
+
+def run(args: list[str], env: dict) -> dict:
+    """One `kerascnn` command: wall seconds, peak resident MB, exit code, the last line it printed."""
+    import subprocess
+
+    begin = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        process = subprocess.Popen([sys.executable, "-c", "from cli.main import cli; cli()", *args], stdout=out, stderr=subprocess.STDOUT,
+                                   env=env, cwd=Path(__file__).resolve().parent.parent)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - begin
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        lines = out.read().decode(errors="replace").strip().splitlines()
+    return {"seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024), "exit": process.returncode,
+            "last_line": lines[-1][:200] if lines else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", default="MobileNetV2", help="a keras.applications network")
+    parser.add_argument("--preprocess", default="mobilenet_v2", help="its --preprocess name")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--test", type=int, default=100, help="test images in the folder")
+    parser.add_argument("--only", default=None, help="comma-separated command names (default: all)")
+    args = parser.parse_args()
+    chosen = list(COMMANDS) if args.only is None else [c for c in COMMANDS if c.split()[0] in args.only.split(",")]
+    print(json.dumps({"kind": "machine"} | machine()), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = build(root, args.size, args.family, args.test)
+        env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
+        for name in chosen:
+            common = ["--model", str(model), "--data-dir", str(root / "data"), "--preprocess", args.preprocess]
+            out = ["--out", str(root / "out" / name.split()[0])]
+            result = run([*COMMANDS[name], *common, *out], env)
+            print(json.dumps({"kind": "command", "command": name, "model": args.family, "size": args.size,
+                              "test_images": args.test} | result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
