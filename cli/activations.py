@@ -11,7 +11,8 @@ from cli.output import json_option, out_options
 @subject_options
 @image_options
 @click.option("--layers", default=None, metavar="A,B,...",
-              help="Comma-separated layers with (h, w, channels) output (default: the convolution layers; "
+              help="Comma-separated layers with (h, w, channels) output (default: the convolution layers, 4 spread "
+                   "from the first to the last in a deeper network; at most 64 maps a layer are drawn; "
                    "for the MNIST CNN conv1,conv2 = the rectified maps, after batch norm and ReLU in "
                    "cnn_bn). A wrong name lists the valid ones.")
 @out_options("activations")

@@ -267,3 +267,28 @@ def test_activations_refuses_an_unreadable_picture(tmp_path, idx_dir, tiny_model
                  "--out", tmp_path / "a")
     assert_one_line_error(result, "cannot read image")
     assert not (tmp_path / "a").exists()
+
+
+def test_a_deep_network_shows_four_layers_spread_from_first_to_last_and_at_most_64_maps_each():
+    import keras
+
+    from kerascnn.experiments.activations import activations, default_layers
+    from kerascnn.plots.inspection import MAX_MAPS, activation_grid
+    from kerascnn.subject import Subject
+
+    inputs = keras.Input((12, 12, 1))
+    x = inputs
+    for i in range(7):
+        x = keras.layers.Conv2D(80 if i == 6 else 3, 3, padding="same", name=f"c{i}")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    subject = Subject(model, check=False)
+    assert default_layers(subject) == ["c0", "c2", "c4", "c6"]  # round(linspace(0, 6, 4)) = 0, 2, 4, 6
+    maps = activations(subject, np.zeros((12, 12, 1), np.float32))
+    assert list(maps.maps) == ["c0", "c2", "c4", "c6"] and maps.maps["c6"].shape[-1] == 80
+    fig = activation_grid(maps)
+    titles = [t.get_text() for sub in fig.subfigs[1].subfigs for t in [sub._suptitle] if t is not None]
+    assert f"c6: the first {MAX_MAPS} of 80 maps of 12x12" in titles
+    assert sum(1 for ax in fig.axes if ax.images) == 1 + 3 * 3 + MAX_MAPS  # the input, 3 maps x 3, 64 of c6
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

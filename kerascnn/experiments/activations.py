@@ -17,6 +17,20 @@ from kerascnn.experiments.common import class_name
 from kerascnn.tasks import Pick, pick
 
 
+#: At most this many layers by default (evenly spread over the convolutions: first and last included).
+DEFAULT_LAYERS = 4
+
+
+def default_layers(subject) -> list[str]:
+    """The convolution layers shown when none are named: all of them, or DEFAULT_LAYERS spread from
+    the first to the last for a deep network (a MobileNetV2 has 52)."""
+    convs = subject.conv_layers()
+    if len(convs) <= DEFAULT_LAYERS:
+        return convs
+    picks = np.linspace(0, len(convs) - 1, DEFAULT_LAYERS).round().astype(int)
+    return [convs[i] for i in dict.fromkeys(picks.tolist())]
+
+
 @dataclass
 class ActivationMaps:
     """Activation maps of one image after each of the named layers.
@@ -55,7 +69,7 @@ def activations(subject, image: np.ndarray, layers=None) -> ActivationMaps:
 
     if layers is not None and not list(layers):
         raise BadValue("layers", "is empty: name at least one layer with (h, w, channels) output")
-    layers = list(subject.conv_layers() if layers is None else layers)
+    layers = list(default_layers(subject) if layers is None else layers)
     if not layers:
         raise BadValue("layers", f"{subject.name} has no convolution layers: name layers with (h, w, c) output")
     if len(set(layers)) != len(layers):

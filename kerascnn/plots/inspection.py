@@ -126,6 +126,10 @@ def _filter_mosaic(weights, w: np.ndarray, style: dict, title: str | None):
 
 
 # ---------------------------------------------------------------------------- activations
+#: Maps drawn per layer (a layer of 1,280 channels would be 1,280 subplots): the first ones.
+MAX_MAPS = 64
+
+
 def activation_grid(result, title: str | None = None, input_title: str | None = None):
     """The input image on the left, and for each layer a grid of its maps on one colour scale
     per layer (0 to the layer's largest value for rectified maps, centred on zero otherwise).
@@ -142,7 +146,7 @@ def activation_grid(result, title: str | None = None, input_title: str | None = 
     names = list(result.maps)
     grids = []
     for name in names:
-        channels = result.maps[name].shape[-1]
+        channels = min(result.maps[name].shape[-1], MAX_MAPS)
         ncols = min(8, channels)
         grids.append((ncols, math.ceil(channels / ncols)))
     width = 2.6 + max(ncols for ncols, _ in grids) * 0.95 + 0.9
@@ -154,6 +158,8 @@ def activation_grid(result, title: str | None = None, input_title: str | None = 
     layer_figs = np.atleast_1d(right.subfigures(len(names), 1, height_ratios=[r for _, r in grids]))
     for sub, name, (ncols, nrows) in zip(layer_figs, names, grids):
         maps = result.maps[name]
+        total = maps.shape[-1]
+        maps = maps[..., :MAX_MAPS]   # the colour scale and the count of dead maps: of those drawn
         channels = maps.shape[-1]
         if float(maps.min()) >= 0:
             style = dict(cmap="magma", vmin=0.0, vmax=max(float(maps.max()), 1e-6))
@@ -176,7 +182,8 @@ def activation_grid(result, title: str | None = None, input_title: str | None = 
         shown = name if layer == name else f"{name} ({layer})"
         dead = int(np.sum(maps.reshape(-1, channels).max(axis=0) <= 0))
         note = f" ({dead} all zero for this image)" if dead else ""
-        sub.suptitle(f"{shown}: {channels} maps of {maps.shape[0]}x{maps.shape[1]}{note}", fontsize=10)
+        count = f"{channels} maps" if channels == total else f"the first {channels} of {total} maps"
+        sub.suptitle(f"{shown}: {count} of {maps.shape[0]}x{maps.shape[1]}{note}", fontsize=10)
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
