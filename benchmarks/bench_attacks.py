@@ -95,7 +95,8 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from kerascnn import attacks, data, store
+    from kerascnn import attacks, data
+    from kerascnn.outputs import store
 
     model = store.load_model(args.model)
     images, labels = data.load_test(args.data_dir)

@@ -1,4 +1,4 @@
-"""Speed of the explanations (kerascnn.attributions, experiments.faithfulness) with the pretrained
+"""Speed of the explanations (kerascnn.explain.attributions, experiments.faithfulness) with the pretrained
 model on MNIST, on this machine.
 
     python benchmarks/bench_explain.py                      # the issue's two measurements
@@ -38,7 +38,7 @@ def emit(record: dict) -> None:
 
 def one_image(subject, repeats: int) -> None:
     from kerascnn.experiments import explain
-    from kerascnn.tasks import Pick
+    from kerascnn.data.tasks import Pick
 
     options = explain.Options(pick=Pick(class_name="7"))
     times, per_method = [], []
@@ -87,7 +87,7 @@ def main() -> None:
     from cli.common import quiet_tensorflow
 
     quiet_tensorflow()
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     subject = Subject.load()
     one_image(subject, args.repeats)

@@ -26,7 +26,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "fast_recipe_cpu2.jsonl"
 RUN = r"""
 import json, os, sys, tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from kerascnn.training import TrainConfig, train
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.fit import train
 recipe, fields = sys.argv[1], json.loads(sys.argv[2])
 with tempfile.TemporaryDirectory() as out:
     m = train(TrainConfig.from_recipe(recipe, out_dir=out, **fields), verbose=0).metrics

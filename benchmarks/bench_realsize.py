@@ -41,7 +41,7 @@ def build(root: Path, size: int, family: str, test: int) -> Path:
     """The image folder (a few training images per class, `test` test images) and the model file."""
     import keras
 
-    from kerascnn.folders import write_image_folder
+    from kerascnn.data.folders import write_image_folder
 
     rng = np.random.default_rng(0)
     for split, n in (("train", 10), ("test", test)):

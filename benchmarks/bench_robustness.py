@@ -46,7 +46,7 @@ def main() -> None:
     from kerascnn.attacks.fgm import fgm
     from kerascnn.attacks.minimal import minimal
     from kerascnn.attacks.pgd import pgd
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     subject = Subject.load(args.model)
     model = subject.logits_model

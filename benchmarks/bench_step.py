@@ -32,14 +32,14 @@ CHUNK = 64  # steps per call into TensorFlow, as `kerascnn train` does
 
 
 def training_model(batchnorm: bool, precision: str, without: str | None = None):
-    """kerascnn's training model (kerascnn.training builds the same), optionally without a part of
+    """kerascnn's training model (kerascnn.training.fit builds the same), optionally without a part of
     batch norm: "fc1" (its batch norm is the identity), "conv" (the same for conv1's and conv2's), or
     "moving" (no updates of the moving statistics)."""
     import tensorflow as tf
 
-    import kerascnn.batchnorm as kb
-    from kerascnn.model import build_model
-    from kerascnn.precision import dtype_policy
+    import kerascnn.model.batchnorm as kb
+    from kerascnn.model.network import build_model
+    from kerascnn.training.precision import dtype_policy
 
     fused = kb.FusedBatchNormalization
 
@@ -72,7 +72,7 @@ def batches(batch_size: int):
     import tensorflow as tf
 
     try:
-        from kerascnn.tasks import Task
+        from kerascnn.data.tasks import Task
 
         images, labels = Task("mnist", str(IDX)).test()
     except Exception:  # no MNIST at hand: the step's cost hardly depends on the pixels
@@ -87,8 +87,8 @@ def alternate(builders: dict, batch_size: int, rounds: int) -> dict:
     """Prints each variant's steady step; returns the seconds per step of each round, by variant."""
     import keras
 
-    from kerascnn.compiling import compile_for_training
-    from kerascnn.training import TrainConfig
+    from kerascnn.training.compiling import compile_for_training
+    from kerascnn.training.config import TrainConfig
 
     class Clock(keras.callbacks.Callback):
         """Seconds from the first step to the last: with this benchmark's cached, repeated pipeline,

@@ -35,7 +35,11 @@ IDX = ROOT.parent / "shared" / "datasets" / "mnist-idx"
 RUN_KERASCNN = r"""
 import json, os, sys, tempfile, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-from kerascnn.training import TrainConfig, train
+try:
+    from kerascnn.training.config import TrainConfig
+    from kerascnn.training.fit import train
+except ImportError:  # a checkout (--trees) from before the layout of 2026-12-03
+    from kerascnn.training import TrainConfig, train
 overrides = json.loads(sys.argv[1])
 start = time.perf_counter()
 with tempfile.TemporaryDirectory() as out:
@@ -191,9 +195,10 @@ def trees(args) -> None:
 def inference(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
-    from kerascnn.experiments.occlusion import occlude
-    from kerascnn.subject import load_keras, predict_logits
-    from kerascnn.tasks import Pick, Task, pick
+    from kerascnn.explain.occlusion import occlude
+    from kerascnn.model.subject import load_keras
+    from kerascnn.model.predict import predict_logits
+    from kerascnn.data.tasks import Pick, Task, pick
 
     model = load_keras(None)  # the shipped cnn
     task = Task("mnist", str(IDX))

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, image_options, subject_options
-from cli.output import json_option, out_options
+from cli.output import emit, json_option, out_options
+from kerascnn.experiments import activations as experiment
 
 
 @click.command()
@@ -29,8 +30,6 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     \b
     Example:  kerascnn activations --digit 7 --layers conv1,conv2
     """
-    from cli.output import emit
-    from kerascnn.experiments import activations as experiment
 
     names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
     subject = subject(command="activations")

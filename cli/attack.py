@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, finite, guarded, subject_options
-from cli.output import json_option, out_options, progress_bar
-from kerascnn.experiments import minimal as minimal_exp, noise as noise_exp, nontargeted as nontargeted_exp
-from kerascnn.experiments import targeted as targeted_exp, universal as universal_exp
+from cli.common import check_class_spec, default_of, finite, guarded, image_options, subject_options
+from cli.output import emit, json_option, out_options, progress_bar
+from kerascnn.attacks.loop import parse_classes
+from kerascnn.data.tasks import Pick
+from kerascnn.errors import BadValue
+from kerascnn.experiments import minimal as minimal_exp
+from kerascnn.experiments import noise as noise_exp
+from kerascnn.experiments import nontargeted as nontargeted_exp
+from kerascnn.experiments import targeted as targeted_exp
+from kerascnn.experiments import universal as universal_exp
 
 
 @click.group()
@@ -29,8 +35,6 @@ def attack():
 
 
 def _classes_spec(ctx, param, value):
-    from kerascnn import BadValue
-    from kerascnn.attacks.loop import parse_classes
 
     try:
         parse_classes(value, None if value.strip().lower() != "all" else 1)
@@ -68,7 +72,6 @@ def confidence_option(options_class):
 
 
 def _run(experiment, subject, options, label: str, out_dir, force, as_json, name: str, show_done: bool = True):
-    from cli.output import emit
 
     with progress_bar(label, getattr(options, "steps", None) or options.epochs, show_done) as progress:
         result = experiment.run(subject, options, progress=progress)
@@ -133,12 +136,7 @@ def targeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json,
 @common_options(noise_exp.Options, "noise", "Seeds the choice of the --universal test images.")
 @click.option("--target", default=None, metavar="NAME|N",
               help="The class the noise should make the model predict (default: 4, or the last class).")
-@click.option("--class", "source_class", default=None, metavar="NAME|N",
-              help="Sources: the first --count test images of this class.")
-@click.option("--digit", type=click.IntRange(0, 9), default=None, help="MNIST: the same as --class D.")
-@click.option("--index", type=click.IntRange(min=0), default=None, help="Sources: --count test images from number I on.")
-@click.option("--image", "image_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Source: your own picture (made the task's size and channels); --count does not apply.")
+@image_options(required=False)
 @click.option("--count", type=click.IntRange(min=1), default=default_of(noise_exp.Options, "count"),
               help="Source images (default: 6, or one per other class when there are fewer). Default sources: "
                    "the first test image of each class other than --target.")
@@ -152,9 +150,12 @@ def targeted(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json,
               help="Find the smallest noise in this norm that reaches the same goal (the minimum-norm attack FMN, "
                    "--steps steps; --lr, --optimizer and --beta do not apply) instead of the signed steps.")
 @guarded
-def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, target, source_class, digit, index,
-          image_file, count, confidence, beta, universal, norm):
+def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, target, pick, count, confidence, beta,
+          universal, norm):
     """Additive noise, from zero, that makes the model predict --target for real images.
+
+    Sources: the first --count test images of --class (or --digit), --count test images from
+    --index on, or one --image; by default the first test image of each class other than --target.
 
     For each source the noisy image is changed by signed-gradient steps (--optimizer) to minimise
     the cross-entropy to --target (+ beta * mean squared noise), kept in [0, 1], and stops as soon
@@ -167,26 +168,19 @@ def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, ta
 
     Writes noise.png, images.npy (noisy), originals.npy, noise.npy, universal.png and result.json.
     """
-    if sum(v is not None for v in (source_class, digit, index, image_file)) > 1:
-        raise click.UsageError("choose at most one of --class, --digit, --index or --image")
     subject = subject(command="attack noise")
-    options = noise_exp.Options(target=target, source_class=source_class if digit is None else str(digit),
-                                index=index, image=image_file, count=count, steps=steps, lr=lr, optimizer=optimizer,
+    pick = pick or Pick()  # sources: the first --count test images of a class, from --index on, or a picture
+    options = noise_exp.Options(target=target, source_class=pick.class_name, index=pick.index, image=pick.image,
+                                count=count, steps=steps, lr=lr, optimizer=optimizer,
                                 confidence=confidence, beta=beta, universal=universal, seed=seed, clip=clip, norm=norm)
     _run(noise_exp, subject, options, "noise", out_dir, force, as_json, "noise")
-
-
-def _target_spec(ctx, param, value):
-    if value is not None and not str(value).strip():
-        raise click.BadParameter("is empty: give a class name or number")
-    return value
 
 
 @attack.command()
 @subject_options
 @click.option("--norm", type=click.Choice(["l2", "linf"]), default=default_of(minimal_exp.Options, "norm"),
               show_default=True, help="The norm to minimise.")
-@click.option("--target", default=None, callback=_target_spec, metavar="NAME|N",
+@click.option("--target", default=None, callback=check_class_spec, metavar="NAME|N",
               help="Reach this class (default: any class other than the true one).")
 @click.option("--count", type=click.IntRange(min=1), default=default_of(minimal_exp.Options, "count"),
               show_default=True, help="The first N test images (those of --target skipped).")
@@ -214,7 +208,7 @@ def minimal(subject, norm, target, count, steps, out_dir, force, as_json):
 
 @attack.command()
 @subject_options
-@click.option("--target", default=None, callback=_target_spec, metavar="NAME|N",
+@click.option("--target", default=None, callback=check_class_spec, metavar="NAME|N",
               help="The class to push towards (default: 4, or the last class).")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default=default_of(universal_exp.Options, "norm"),
               show_default=True, help="The budget's norm.")

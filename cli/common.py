@@ -16,10 +16,15 @@ from pathlib import Path
 
 import click
 
-from kerascnn import BadValue, UserError
+from kerascnn import RUNS as TRAIN_RUNS
+from kerascnn.data.tasks import Pick, Task, check_dataset_name
+from kerascnn.errors import BadValue, UserError
+from kerascnn.model.domain import InputDomain, check_preprocess, parse_range
+from kerascnn.model.subject import Subject
+from kerascnn.training.config import default_out_dir
 
-#: Where a command writes when --out is not given: runs/<command>/ (ignored by git).
-RUNS = "runs"
+#: Where a command writes when --out is not given: runs/<command>/ (ignored by git); training's own.
+RUNS = str(TRAIN_RUNS)
 
 
 # ---------------------------------------------------------------------------- TensorFlow, errors
@@ -63,12 +68,18 @@ def _stderr_to_devnull():
         os.close(devnull)
 
 
+#: Library parameters that the shared image options receive under another name (image_options'
+#: --class is `class_name`; the noise experiment calls its sources' class `source_class`).
+PARAM_ALIASES = {"source_class": "class_name", "image": "image_file"}
+
+
 def flag_of(param: str) -> str:
     """The option of the running command whose parameter is `param` (`patch` -> `--patch`; `filter`
     -> `--filter`, whose Python name `filter_` keeps clear of the builtin)."""
     ctx = click.get_current_context(silent=True)
+    names = (param, f"{param}_", PARAM_ALIASES.get(param))
     for p in (ctx.command.params if ctx else []):
-        if p.name in (param, f"{param}_") and getattr(p, "opts", None):
+        if p.name in names and getattr(p, "opts", None):
             return p.opts[0]
     return param
 
@@ -93,7 +104,7 @@ def guarded(func):
             error.exit_code = e.exit_code
             raise error from None
         except OSError as e:
-            from kerascnn.store import describe_os_error
+            from kerascnn.outputs.store import describe_os_error
 
             raise click.ClickException(describe_os_error(e, "running the command")) from None
         except KeyboardInterrupt:
@@ -126,7 +137,6 @@ def finite(low: float | None = None, high: float | None = None, low_open: bool =
 
 
 def _check_dataset(ctx, param, value):
-    from kerascnn.tasks import check_dataset_name
 
     try:
         return check_dataset_name(value)
@@ -134,7 +144,7 @@ def _check_dataset(ctx, param, value):
         raise click.BadParameter(e.message) from None
 
 
-def _check_class_spec(ctx, param, value):
+def check_class_spec(ctx, param, value):
     if value is not None and not str(value).strip():
         raise click.BadParameter("is empty: give a class name or number")
     return value
@@ -142,11 +152,10 @@ def _check_class_spec(ctx, param, value):
 
 # ---------------------------------------------------------------------------- the input domain
 class InputRange(click.ParamType):
-    """--input-range LO,HI: two finite numbers, LO < HI (kerascnn.domain.parse_range)."""
+    """--input-range LO,HI: two finite numbers, LO < HI (kerascnn.model.domain.parse_range)."""
     name = "LO,HI"
 
     def convert(self, value, param, ctx):
-        from kerascnn.domain import parse_range
 
         if isinstance(value, tuple):
             return value
@@ -161,7 +170,6 @@ class Preprocess(click.ParamType):
     name = "NAME"
 
     def convert(self, value, param, ctx):
-        from kerascnn.domain import check_preprocess
 
         try:
             return check_preprocess(value)
@@ -171,7 +179,7 @@ class Preprocess(click.ParamType):
 
 def domain_options(func):
     """--input-range and --preprocess: what the model takes, when the model cannot say so itself;
-    the command receives `domain` (a kerascnn.domain.InputDomain, or None: inferred from the model)."""
+    the command receives `domain` (a kerascnn.model.domain.InputDomain, or None: inferred from the model)."""
     @click.option("--preprocess", type=Preprocess(), default=None,
                   help="The model takes keras.applications' preprocess_input of 0-255 pixels: a mode "
                        "(tf: [-1, 1]; torch: ImageNet mean/std; caffe: BGR minus the ImageNet mean) or a "
@@ -181,7 +189,6 @@ def domain_options(func):
                        "the model (a leading Rescaling or Normalization layer means 0,255), else 0,1.")
     @functools.wraps(func)
     def wrapper(*args, input_range, preprocess, **kwargs):
-        from kerascnn.domain import InputDomain
 
         if input_range is not None and preprocess is not None:
             raise click.UsageError("give --input-range or --preprocess, not both")
@@ -233,9 +240,6 @@ def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool 
     and its name (as emit will mark the folder), the output folder's refusals come now, before any
     work: a refused --out costs nothing."""
     quiet_tensorflow()
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
-    from kerascnn.training import default_out_dir
 
     task = Task(dataset, data_dir)
     if model_path is None and not (dataset == "mnist" and data_dir is None):
@@ -246,7 +250,7 @@ def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool 
     subject = Subject.load(model_path, task, domain=domain)
     say_domain(subject)
     if out_dir is not None and command is not None:
-        from kerascnn.outputs import check_output_folder
+        from kerascnn.outputs.folders import check_output_folder
 
         check_output_folder(out_dir, command, force=force, protect=[subject.path])
     return subject
@@ -271,11 +275,10 @@ def image_options(func=None, *, required: bool = True):
                   help="Test image number I, in the data source's order: tensorflow-datasets' own "
                        "(shuffled for MNIST), the IDX files', or an image folder's sorted order.")
     @click.option("--digit", type=click.IntRange(0, 9), default=None, help="MNIST: the first test image of this digit.")
-    @click.option("--class", "class_name", default=None, callback=_check_class_spec, metavar="NAME|N",
+    @click.option("--class", "class_name", default=None, callback=check_class_spec, metavar="NAME|N",
                   help="The first test image of this class, by name (Sneaker) or number.")
     @functools.wraps(func)
     def wrapper(*args, class_name, digit, index, image_file, **kwargs):
-        from kerascnn.tasks import Pick
 
         given = sum(v is not None for v in (class_name, digit, index, image_file))
         if given == 0 and not required:

@@ -6,7 +6,14 @@ import time
 import click
 
 from cli.common import guarded, quiet_tensorflow
+from cli.output import emit
 from cli.train import recipe_options
+from kerascnn.experiments import compare as experiment
+from kerascnn.experiments.compare import Options
+from kerascnn.outputs import locks
+from kerascnn.training import fit as training
+from kerascnn.training import runs
+from kerascnn.training.config import TrainConfig
 
 
 @click.command()
@@ -52,8 +59,6 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     \b
     Example:  kerascnn compare --seeds 3 --epochs 5
     """
-    from kerascnn.experiments.compare import Options
-    from kerascnn.training import TrainConfig
 
     train = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                         lr_schedule=lr_schedule, val_size=val_size, val_every=val_every, subset=subset,
@@ -63,9 +68,6 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir, jobs=jobs)
     options.check()
     quiet_tensorflow()
-    from cli.output import emit
-    from kerascnn import locks, runs, training
-    from kerascnn.experiments import compare as experiment
 
     runs.check_training_folder(out_dir, force=force)
     click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs of "

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, subject_options
-from cli.output import json_option, out_options
+from cli.output import emit, json_option, out_options
+from kerascnn.experiments import evaluation as experiment
 
 
 @click.command()
@@ -18,8 +19,6 @@ def evaluate(subject, out_dir, force, as_json):
     Works on any classifier with its dataset (--dataset / --data-dir); a model ending in a softmax
     is read through its logits. Writes OUT/confusion.png, predictions.png and result.json.
     """
-    from cli.output import emit
-    from kerascnn.experiments import evaluation as experiment
 
     subject = subject(command="evaluate")
     result = experiment.run(subject, experiment.Options())

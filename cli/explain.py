@@ -5,14 +5,16 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, image_options, subject_options
-from cli.output import json_option, out_options
-from kerascnn.attributions import METHODS, Settings
+from cli.output import emit, json_option, out_options, progress_bar
+from kerascnn.errors import BadValue
+from kerascnn.experiments import explain as single
+from kerascnn.experiments import explain_attack
+from kerascnn.experiments import faithfulness as faith
 from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
+from kerascnn.explain.attributions import METHODS, Settings, parse_methods
 
 
 def _methods(ctx, param, value):
-    from kerascnn import BadValue
-    from kerascnn.attributions import parse_methods
 
     try:
         return parse_methods(value)
@@ -74,8 +76,6 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
     """
     from click.core import ParameterSource
 
-    from cli.output import emit, progress_bar
-    from kerascnn.experiments import explain as single, explain_attack, faithfulness as faith
 
     ctx = click.get_current_context()
     if faithfulness and (pick is not None or target is not None or attack is not None):
@@ -98,8 +98,8 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
         experiment = faith
     else:
         if pick is None:
+            from kerascnn.data.tasks import Pick
             from kerascnn.experiments.common import default_class
-            from kerascnn.tasks import Pick
 
             pick = Pick(class_name=subject.task.label(default_class(subject.task, 7)))
         if attack:

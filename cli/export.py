@@ -1,9 +1,11 @@
-"""`kerascnn export`: a SavedModel, ONNX or LiteRT file, checked by its real consumer (kerascnn.export)."""
+"""`kerascnn export`: a SavedModel, ONNX or LiteRT file, checked by its real consumer (kerascnn.export.exporter)."""
 from __future__ import annotations
 
 import click
 
 from cli.common import guarded, subject_options
+from kerascnn.errors import UserError
+from kerascnn.export import exporter as export_lib
 
 
 @click.command()
@@ -27,7 +29,6 @@ def export(subject, out, fmt):
     """
     import numpy as np
 
-    from kerascnn import UserError, export as export_lib
 
     subject = subject()
     try:

@@ -4,7 +4,9 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, subject_options
-from cli.output import json_option, out_options
+from cli.output import emit, json_option, out_options
+from kerascnn.experiments import filters as kernels
+from kerascnn.experiments import maximize as maximizing
 from kerascnn.experiments.maximize import Options as MaximizeOptions
 
 
@@ -51,8 +53,6 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     """
     from click.core import ParameterSource
 
-    from cli.output import emit
-    from kerascnn.experiments import filters as kernels, maximize as maximizing
 
     ctx = click.get_current_context()
     if not maximize and ctx.get_parameter_source("steps") != ParameterSource.DEFAULT:

@@ -3,6 +3,20 @@ import sys
 
 import click
 
+from cli import (
+    activations,
+    attack,
+    compare,
+    evaluation,
+    explain,
+    export,
+    filters,
+    occlusion,
+    report,
+    robustness,
+    summary,
+    train,
+)
 from kerascnn import __version__
 
 
@@ -52,8 +66,6 @@ def cli():
 
 
 def _register():
-    from cli import (activations, attack, compare, evaluation, explain, export, filters, occlusion, report, robustness,
-                     summary, train)
 
     for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, compare,
                    report):

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, finite, guarded, image_options, subject_options
-from cli.output import json_option, out_options, progress_bar, scaled_progress
+from cli.output import emit, json_option, out_options, progress_bar, scaled_progress
+from kerascnn.experiments import occlusion as experiment
 from kerascnn.experiments.occlusion import Options
 
 
@@ -43,8 +44,6 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
     \b
     Example:  kerascnn occlude --digit 9 --map
     """
-    from cli.output import emit
-    from kerascnn.experiments import occlusion as experiment
 
     if label is not None and pick.image is None:
         raise click.UsageError("--label is only for --image: a test image has its own label")

@@ -1,5 +1,5 @@
 """What every command shares in writing its outputs: --out and --force, --json, an experiment's
-figures, arrays and result.json written whole (kerascnn.outputs), and a progress bar on stderr."""
+figures, arrays and result.json written whole (kerascnn.outputs.folders), and a progress bar on stderr."""
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +10,10 @@ from pathlib import Path
 import click
 
 from cli.common import RUNS
+from kerascnn.outputs import folders as outputs
+from kerascnn.outputs import store
+from kerascnn.outputs.document import render_text
+from kerascnn.outputs.store import dumps_json
 
 
 def out_options(folder: str):
@@ -35,8 +39,6 @@ def emit(experiment, result, out_dir: str, command: str, *, force: bool = False,
     then prints its table and summary, or the JSON with `as_json`. `command` is the command's name
     as typed (`occlude`, `attack noise`): the output folder is marked as its output. `subjects`: the
     models studied; their files are protected and result.json records their input domain."""
-    from kerascnn import outputs, store
-    from kerascnn.document import render_text
 
     subjects = list(subjects)
     protect = [*protect, *(s.path for s in subjects if s.path is not None)]
@@ -95,6 +97,5 @@ def scaled_progress(progress, steps: int = 100):
 
 
 def echo_json(obj) -> None:
-    from kerascnn.store import dumps_json
 
     click.echo(dumps_json(obj))

@@ -1,4 +1,4 @@
-"""`kerascnn report`: the whole study as one self-contained page (kerascnn.report)."""
+"""`kerascnn report`: the whole study as one self-contained page (kerascnn.report.build)."""
 from __future__ import annotations
 
 import time
@@ -6,6 +6,7 @@ import time
 import click
 
 from cli.common import domain_options, guarded, quiet_tensorflow, task_options
+from kerascnn.report.build import ReportConfig, build_report
 
 
 @click.command()
@@ -41,13 +42,11 @@ def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_
     \b
     Example:  kerascnn report --out runs/report
     """
-    from kerascnn.report import ReportConfig
 
     config = ReportConfig(out_dir=out_dir, dataset=dataset, data_dir=data_dir, model=model, bn_model=bn_model,
                           retrain=retrain, compare_dir=compare_dir, force=force, domain=domain)
     config.check()
     quiet_tensorflow()
-    from kerascnn.report import build_report
 
     started = time.perf_counter()
     result = build_report(config, progress=click.echo)

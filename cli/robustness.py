@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, domain_options, finite, guarded, subject_options, task_options
-from cli.output import json_option, out_options, progress_bar
+from cli.common import build_subject, default_of, domain_options, finite, guarded, subject_options, task_options
+from cli.output import emit, json_option, out_options, progress_bar
+from kerascnn import SAVED_MODELS
+from kerascnn.attacks.fgm import check_epsilons
+from kerascnn.errors import BadValue, UserError
 from kerascnn.experiments.robustness import ATTACKS, DEFAULT_EPS, Options
 from kerascnn.experiments.transfer import Options as TransferOptions
+from kerascnn.outputs.folders import check_output_folder
 
 
 def _attacks(ctx, param, value):
@@ -22,8 +26,6 @@ def _attacks(ctx, param, value):
 def _epsilons(ctx, param, value):
     if value is None:
         return None
-    from kerascnn import BadValue
-    from kerascnn.attacks.fgm import check_epsilons
 
     try:
         return check_epsilons(value)
@@ -75,7 +77,6 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
     \b
     Example:  kerascnn robustness --model saved_models/cnn_pgd --restarts 3
     """
-    from cli.output import emit
     from kerascnn.experiments import robustness as experiment
 
     subject = subject(command="robustness")
@@ -87,7 +88,6 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
 
 
 def _shipped_models(dataset: str, data_dir) -> list:
-    from kerascnn import SAVED_MODELS
 
     if dataset != "mnist" or data_dir is not None:
         return []
@@ -125,15 +125,11 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, do
     \b
     Example:  kerascnn transfer --source-model saved_models/cnn --eval-model saved_models/cnn_bn
     """
-    from cli.common import build_subject
-    from cli.output import emit
-    from kerascnn import UserError
     from kerascnn.experiments import transfer as experiment
 
     sources = list(sources) or _shipped_models(dataset, data_dir)
     if not sources:
         raise UserError("give the models: --source-model (and --eval-model) for a dataset other than MNIST")
-    from kerascnn.outputs import check_output_folder
 
     check_output_folder(out_dir, "transfer", force=force, protect=[*sources, *evals])  # refusals before any work
     source_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in sources]

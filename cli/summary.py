@@ -4,6 +4,9 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, quiet_tensorflow, task_options
+from cli.output import echo_json
+from kerascnn.data.tasks import Task
+from kerascnn.model.network import build_model, layer_table
 
 
 @click.command()
@@ -22,12 +25,9 @@ def summary(batchnorm, dataset, data_dir, model_path, as_json):
     norm: one per unit).
     """
     quiet_tensorflow()
-    from cli.output import echo_json
-    from kerascnn.model import build_model, layer_table
-    from kerascnn.tasks import Task
 
     if model_path is not None:
-        from kerascnn.subject import load_keras
+        from kerascnn.model.subject import load_keras
 
         model = load_keras(model_path)
     elif dataset == "mnist" and data_dir is None:  # the assignment's own shape: no need to read MNIST

@@ -7,17 +7,24 @@ import sys
 import click
 
 from cli.common import default_of, finite, guarded, quiet_tensorflow, task_args, task_options
-from kerascnn.training import LR_SCHEDULES, PRECISIONS, RECIPES, TrainConfig
+from kerascnn.errors import BadValue
+from kerascnn.outputs import locks, store
+from kerascnn.training import devices, runs
+from kerascnn.training import devices as device_plan
+from kerascnn.training import fit as training
+from kerascnn.training.adversarial import ATTACKS, AdversarialRecipe
+from kerascnn.training.config import LR_SCHEDULES, TrainConfig
+from kerascnn.training.precision import PRECISIONS
+from kerascnn.training.recipes import RECIPES
 
 TRAIN_FIGURES = ("loss.png", "accuracy.png", "predictions.png", "confusion.png")
 
 
 class Devices(click.ParamType):
-    """--devices: "all" or a whole number >= 1 (kerascnn.devices says what they mean here)."""
+    """--devices: "all" or a whole number >= 1 (kerascnn.training.devices says what they mean here)."""
     name = "all|N"
 
     def convert(self, value, param, ctx):
-        from kerascnn import BadValue, devices
 
         value = int(value) if str(value).isdigit() else value
         try:
@@ -60,7 +67,7 @@ def recipe_options(func):
 
 def write_run_figures(result, task) -> list:
     """Draws and saves the standard figures of a finished run into its folder."""
-    from kerascnn import plots, store
+    from kerascnn import plots
 
     images, labels = task.test()
     names = task.class_names
@@ -79,7 +86,7 @@ def terminal_progress(epochs: int):
     (exact, though callbacks see every 64th step), then a line with the epoch's numbers."""
     import keras
 
-    from kerascnn.callbacks import epoch_lines
+    from kerascnn.training.callbacks import epoch_lines
 
     line = epoch_lines(click.echo, epochs)
 
@@ -104,9 +111,8 @@ def terminal_progress(epochs: int):
 
 
 def adversarial_options(func):
-    """--adversarial and the attack's settings (defaults: kerascnn.adversarial.AdversarialRecipe); the
+    """--adversarial and the attack's settings (defaults: kerascnn.training.adversarial.AdversarialRecipe); the
     command receives `adversarial`, an AdversarialRecipe or None."""
-    from kerascnn.adversarial import ATTACKS, AdversarialRecipe
 
     @click.option("--adversarial", type=click.Choice(ATTACKS), default=None,
                   help="Adversarial training (Madry et al.): fit on images attacked on the fly against the current "
@@ -170,22 +176,20 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     The network (conv 32 3x3 - pool - conv 32 3x3 - pool - dense 500 - dense K) is built for the
     dataset's image shape and class count. The default recipe is the assignment's (5 epochs, batch
     16, Adam 1e-3, no batch norm) with the learning rate decayed along a cosine, in mixed bfloat16
-    where the hardware has it: 1-1.5 minutes for MNIST on two CPU cores (61 s on an AMD EPYC, 96 s on an Intel Xeon).
+    where the hardware has it (README's Speed section has the measured times).
 
     Writes OUT/model.keras, history.csv (per epoch), steps.csv (per iteration, with validation
     points), metrics.json (test accuracy, recipe, timings), loss.png, accuracy.png,
     predictions.png and confusion.png. On a terminal Keras draws its progress bar; otherwise one
     line per epoch is printed.
 
-    --recipe fast trains in about 5 seconds instead (one epoch, batch 64, a warm-up to lr 4e-3 then
-    a cosine, label smoothing 0.1): 99.19% test accuracy over 3 seeds; options given explicitly
-    override a recipe's values.
+    --recipe fast trains one epoch instead (batch 64, a warm-up to lr 4e-3 then a cosine, label
+    smoothing 0.1); options given explicitly override a recipe's values.
 
     With --adversarial, every training batch is replaced by attacked copies made on the fly (Madry
     et al.); the default output folder gets the attack's name (runs/cnn_pgd). The shipped
     saved_models/cnn_pgd was made by `kerascnn train --adversarial pgd --eps 0.3 --attack-steps 5
-    --batch-size 64 --epochs 15 --out saved_models/cnn_pgd`: 555 s on two shared CPU cores, test
-    accuracy 99.05%, and 94.4% of 1,000 test images still right under PGD-40 at eps 0.3.
+    --batch-size 64 --epochs 15 --out saved_models/cnn_pgd` (its metrics.json has the rest).
 
     --devices N trains on N GPUs (all: every GPU; without a GPU, N logical CPU devices) with
     MirroredStrategy, --batch-size split across them: one device's results up to rounding. Keras 3's
@@ -213,9 +217,7 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
         config.out_dir = f"{config.resolved_out_dir()}_{recipe}"
     config.check()
     quiet_tensorflow()
-    from kerascnn import devices as device_plan
-    from kerascnn import locks, runs, training
-    from kerascnn.callbacks import epoch_lines
+    from kerascnn.training.callbacks import epoch_lines
 
     replicas = device_plan.prepare(config.devices)  # logical CPU devices only before TensorFlow starts
     out = config.resolved_out_dir()

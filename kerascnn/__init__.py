@@ -16,31 +16,11 @@ def _saved_models() -> Path:
     return package / "saved_models" if (package / "saved_models").is_dir() else package.parent / "saved_models"
 
 
+#: Where commands write when --out is not given: runs/<command>/, runs/cnn/ for training (ignored by git;
+#: the shipped models in saved_models/ are only replaced when --out names them).
+RUNS = Path("runs")
 #: Where the pretrained models live: one run folder per model (saved_models/cnn, saved_models/cnn_bn).
 SAVED_MODELS = _saved_models()
 DEFAULT_MODEL = SAVED_MODELS / "cnn" / "model.keras"
 
 
-class UserError(Exception):
-    """A problem with the user's input (a file, an option, missing data): shown as one line."""
-
-    exit_code = 1  # the command's exit status when this ends it
-
-
-class BadValue(UserError):
-    """A parameter value no run can use. `param` names the library parameter (`patch`, `class_name`);
-    the CLI shows it as its option (`--patch`) and exits 2, like a value Click itself rejects."""
-
-    exit_code = 2
-
-    def __init__(self, param: str, message: str):
-        self.param = param
-        self.message = message
-        super().__init__(f"{param}: {message}")
-
-
-def first_line(error: BaseException, limit: int | None = 200) -> str:
-    """An exception as the tail of a one-line error: its message's first line (at most `limit`
-    characters), or its type's name when it has no message."""
-    text = str(error).strip()
-    return text.splitlines()[0][:limit] if text else type(error).__name__

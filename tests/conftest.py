@@ -12,7 +12,7 @@ from tests.support import synthetic_digits  # noqa: E402
 @pytest.fixture(scope="session")
 def idx_dir(tmp_path_factory):
     """A folder holding the four IDX files (train gzipped, test not) of 600 + 200 synthetic digits."""
-    from kerascnn.sources import write_idx
+    from kerascnn.data.sources import write_idx
 
     folder = tmp_path_factory.mktemp("idx")
     x, y = synthetic_digits(600, seed=1)
@@ -29,8 +29,8 @@ def tiny_model_path(tmp_path_factory):
     """The assignment's architecture (MNIST shape) with its random initial weights, saved as .keras."""
     import keras
 
-    from kerascnn import store
-    from kerascnn.model import build_model
+    from kerascnn.outputs import store
+    from kerascnn.model.network import build_model
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "model.keras"

@@ -70,7 +70,7 @@ def written(folder) -> set[str]:
     """The files a command wrote into its --out folder (its ownership marker checked and left out)."""
     import json
 
-    from kerascnn.outputs import MARKER
+    from kerascnn.outputs.folders import MARKER
 
     names = {p.name for p in folder.iterdir()}
     assert MARKER in names, names

@@ -1,4 +1,4 @@
-"""Adversarial training (kerascnn.adversarial): the recipe's checks, the attacked batch inside the
+"""Adversarial training (kerascnn.training.adversarial): the recipe's checks, the attacked batch inside the
 ball, a run that resumes like any other and records its recipe, a saved model any Keras loads, and
 `kerascnn train --adversarial`'s option checks."""
 import json
@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
-from kerascnn.adversarial import AdversarialRecipe, classifier_of, wrap
+from kerascnn.errors import BadValue
+from kerascnn.training.adversarial import AdversarialRecipe, classifier_of, wrap
 from tests.support import cli
 
 
@@ -29,7 +29,7 @@ def test_default_step_sizes_follow_the_papers():
 
 @pytest.mark.parametrize("norm, eps", [("linf", 0.3), ("l2", 2.0)])
 def test_the_attacked_batch_stays_in_the_ball(norm, eps):
-    from kerascnn.model import build_model
+    from kerascnn.model.network import build_model
 
     trainer = wrap(build_model(), AdversarialRecipe(norm=norm, eps=eps, steps=3, ramp_epochs=0), 10, seed=0)
     trainer.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -43,7 +43,7 @@ def test_the_attacked_batch_stays_in_the_ball(norm, eps):
 
 
 def test_eps_ramps_up_over_the_first_steps():
-    from kerascnn.model import build_model
+    from kerascnn.model.network import build_model
 
     trainer = wrap(build_model(), AdversarialRecipe(eps=0.3, ramp_epochs=2), steps_per_epoch=5, seed=0)
     trainer.compile(optimizer="adam", loss="mse")
@@ -60,7 +60,8 @@ class StopAfterFirstEpoch(keras.callbacks.Callback):
 
 
 def test_an_adversarial_run_resumes_and_saves_an_ordinary_model(idx_dir, tmp_path):
-    from kerascnn.training import TrainConfig, TrainingInterrupted, train
+    from kerascnn.training.config import TrainConfig
+    from kerascnn.training.fit import TrainingInterrupted, train
 
     recipe = AdversarialRecipe("pgd", eps=0.2, steps=2)
     config = TrainConfig(data_dir=str(idx_dir), epochs=2, batch_size=32, subset=320, val_size=64, val_every=0,
@@ -78,7 +79,7 @@ def test_an_adversarial_run_resumes_and_saves_an_ordinary_model(idx_dir, tmp_pat
 
 
 def test_a_changed_recipe_does_not_resume(idx_dir, tmp_path):
-    from kerascnn.training import TrainConfig
+    from kerascnn.training.config import TrainConfig
 
     base = TrainConfig(data_dir=str(idx_dir), adversarial=AdversarialRecipe(eps=0.2))
     other = TrainConfig(data_dir=str(idx_dir), adversarial=AdversarialRecipe(eps=0.3))

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, attacks
+from kerascnn.errors import BadValue
+from kerascnn import attacks
 from kerascnn.attacks.loop import _reached, check_class
 from tests.support import (cli, load_model, needs_mnist, needs_pretrained, probabilities,
                            written)
@@ -353,7 +354,7 @@ def test_figures_draw(linear_model):
 # ---------------------------------------------------------------------------- the commands
 @pytest.fixture(scope="module")
 def linear_model_path(tmp_path_factory, linear_model):
-    from kerascnn import store
+    from kerascnn.outputs import store
 
     path = tmp_path_factory.mktemp("attack_model") / "linear.keras"
     store.save_model(linear_model, path)

@@ -1,13 +1,12 @@
-"""kerascnn.batchnorm: the fused batch norm computes what Keras' BatchNormalization computes."""
+"""kerascnn.model.batchnorm: the fused batch norm computes what Keras' BatchNormalization computes."""
 import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
-from kerascnn.batchnorm import FusedBatchNormalization  # noqa: E402
-from kerascnn.custom import custom_objects  # noqa: E402
-from kerascnn.model import build_model  # noqa: E402
+from kerascnn.model.batchnorm import FusedBatchNormalization  # noqa: E402
+from kerascnn.model.network import build_model  # noqa: E402
 
 
 def _pair(shape, policy, seed=0):
@@ -79,7 +78,7 @@ def test_training_model_with_fused_layers_saves_and_reloads_and_its_weights_fit_
     fast.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     fast.fit(x, y, epochs=2, batch_size=8, verbose=0)  # moving statistics away from their start
     fast.save(tmp_path / "checkpoint.keras")
-    again = keras.models.load_model(tmp_path / "checkpoint.keras", custom_objects=custom_objects())
+    again = keras.models.load_model(tmp_path / "checkpoint.keras")  # through Keras' registration
     plain.set_weights(fast.get_weights())
     expected = fast.predict(x, verbose=0)
     np.testing.assert_allclose(again.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)

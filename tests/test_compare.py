@@ -6,12 +6,12 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
 from kerascnn.experiments import compare as study
 from kerascnn.experiments.compare import Options
-from kerascnn.seeds import Band, RunRecord, aggregate, band, block_means, first_iteration_reaching
-from kerascnn.training import TrainConfig
-from kerascnn.verdict import judge
+from kerascnn.study.seeds import Band, RunRecord, aggregate, band, block_means, first_iteration_reaching
+from kerascnn.training.config import TrainConfig
+from kerascnn.study.verdict import judge
 
 FIGURES = ("curves_loss.png", "curves_accuracy.png", "test_accuracy.png")
 
@@ -134,7 +134,8 @@ def test_judge_rejects_nothing_but_needs_both_variants():
 
 
 def test_figures_draw_from_synthetic_results(tmp_path):
-    from kerascnn import plots, store
+    from kerascnn import plots
+    from kerascnn.outputs import store
 
     result = aggregate(runs([0.990, 0.991], [0.992, 0.993]), {"epochs": 2, "batch_size": 16, "val_every": 20})
     for name, fig in {"loss": plots.band_curves(result, "loss"), "acc": plots.band_curves(result, "accuracy"),
@@ -221,7 +222,7 @@ def test_jobs_give_a_serial_runs_numbers_and_split_seeds_are_reused(tmp_path, id
         assert f"{label}: training 1 epoch(s)" in parallel.output and f"{label}: epoch 1/1: loss" in parallel.output
     one, two = _metrics(tmp_path / "serial"), _metrics(tmp_path / "parallel")
     assert set(one) == set(two) == {"cnn_seed0", "cnn_bn_seed0"}
-    # 2 intra-op threads against 1 (two cores shared out): the order of sums only (kerascnn.parallel)
+    # 2 intra-op threads against 1 (two cores shared out): the order of sums only (kerascnn.study.parallel)
     for name in one:
         assert abs(two[name]["test_accuracy"] - one[name]["test_accuracy"]) <= 0.01, name  # 2 of 200 images
         assert two[name]["test_loss"] == pytest.approx(one[name]["test_loss"], rel=1e-3)

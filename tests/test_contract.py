@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from kerascnn import UserError, store
+from kerascnn.errors import UserError
+from kerascnn.outputs import store
 from kerascnn.experiments import get
-from kerascnn.tasks import Pick, Task
+from kerascnn.data.tasks import Pick, Task
 from tests.support import assert_one_line_error, cli, hand_softmax
 
 PET_NAMES = ("cat", "dog", "fox", "owl", "yak")
@@ -77,7 +78,7 @@ def _seeded(model, seed: int):
 @pytest.fixture(scope="module")
 def digits_data(tmp_path_factory) -> tuple:
     """(IDX folder, test images in [0, 1], test labels)."""
-    from kerascnn.sources import write_idx
+    from kerascnn.data.sources import write_idx
 
     folder = tmp_path_factory.mktemp("contract_idx")
     x_train, y_train = _blocks(40, (28, 28, 1), 10, seed=1, shuffle=True)
@@ -91,7 +92,7 @@ def digits_data(tmp_path_factory) -> tuple:
 @pytest.fixture(scope="module")
 def pets_data(tmp_path_factory) -> tuple:
     """(image folder, test images in [0, 1] in the source's order, test labels)."""
-    from kerascnn.folders import write_image_folder
+    from kerascnn.data.folders import write_image_folder
 
     root = tmp_path_factory.mktemp("contract_pets")
     x_train, y_train = _blocks(20, (32, 32, 3), 5, seed=3, shuffle=True)
@@ -131,7 +132,7 @@ def _pets_model(name: str, seed: int):
 
 @pytest.fixture(scope="module")
 def digits(digits_data) -> Case:
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     folder, x_test, y_test = digits_data
     model = _digits_model("digits", 0)
@@ -141,7 +142,7 @@ def digits(digits_data) -> Case:
 
 @pytest.fixture(scope="module")
 def pets(pets_data) -> Case:
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     root, x_test, y_test = pets_data
     model = _pets_model("pets", 1)
@@ -152,7 +153,7 @@ def pets(pets_data) -> Case:
 @pytest.fixture(scope="module")
 def scaled(digits_data) -> Case:
     """Takes [0, 255]: read off its Rescaling layer, with no option."""
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     folder, x_test, y_test = digits_data
     model = _digits_model("scaled", 6, rescaling=True)
@@ -164,8 +165,8 @@ def scaled(digits_data) -> Case:
 @pytest.fixture(scope="module")
 def signed(pets_data) -> Case:
     """Takes [-1, 1], fed outside the model as keras.applications.mobilenet_v2.preprocess_input does."""
-    from kerascnn.domain import InputDomain
-    from kerascnn.subject import Subject
+    from kerascnn.model.domain import InputDomain
+    from kerascnn.model.subject import Subject
 
     root, x_test, y_test = pets_data
     model = _pets_model("signed", 7)
@@ -197,7 +198,7 @@ def check_protocol(experiment, result, case: Case, names_in_titles=()) -> dict:
     """What every result owes: figures (titled with the task's class names where classes appear:
     each phrase of `names_in_titles` must be in a title), a table with whole rows, a summary, and a
     to_dict that is strict JSON. Returns the JSON, re-read."""
-    from kerascnn.document import Table
+    from kerascnn.outputs.document import Table
 
     figures = experiment.figures(result)
     assert figures and all(name.endswith(".png") for name in figures)
@@ -260,7 +261,7 @@ def test_every_way_of_ending_in_a_softmax_is_read_through(style):
     """Activation("softmax"), a Softmax layer, or Dense(activation="softmax"): the same logits."""
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     inputs = keras.Input((6, 5, 2))
     x = keras.layers.Conv2D(3, 2, name="c")(inputs)
@@ -283,7 +284,7 @@ def test_every_way_of_ending_in_a_softmax_is_read_through(style):
 
 
 def test_a_model_that_does_not_fit_the_task_is_one_line_naming_both_shapes(digits, pets):
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     with pytest.raises(UserError) as error:
         Subject(digits.model, pets.subject.task)
@@ -298,7 +299,7 @@ def test_a_model_that_does_not_fit_the_task_is_one_line_naming_both_shapes(digit
 def test_a_model_with_the_right_shape_but_not_the_classes_is_refused(pets):
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     inputs = keras.Input((32, 32, 3))
     model = keras.Model(inputs, keras.layers.Dense(7)(keras.layers.Flatten()(inputs)), name="seven")
@@ -320,7 +321,7 @@ def test_the_commands_say_it_in_one_line_too(digits, pets, tmp_path):
 def test_a_file_that_is_not_an_image_classifier_is_one_line(kind, digits, tmp_path):
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     if kind == "vector":  # a Dense-only model on a vector input
         model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)], name="vector")
@@ -546,6 +547,19 @@ def test_noise_and_universal(case):
     assert d["universal"]["fraction_target"] == pytest.approx(float(np.mean(q.argmax(1) == target)))
 
 
+def test_every_experiment_keeps_the_protocol():
+    """Options, run, figures, table and summary, checked as a type; a module without them is not one."""
+    import types
+
+    from kerascnn.experiments import ON_A_MODEL, Experiment
+
+    for name in ON_A_MODEL + ("compare",):
+        experiment = get(name)
+        assert isinstance(experiment, Experiment), name
+        assert "subject" in experiment.run.__code__.co_varnames or name == "compare"
+    assert not isinstance(types.SimpleNamespace(Options=object, run=print, figures=print, table=print), Experiment)
+
+
 def test_every_experiment_on_a_model_is_covered_here():
     """A new experiment must join this contract: its name must have a test above."""
     from kerascnn.experiments import ON_A_MODEL
@@ -562,7 +576,7 @@ def test_every_experiment_on_a_model_is_covered_here():
 def test_robustness_study(case, tmp_path):
     """The report's robustness section on both models: the clean accuracy of each curve, the minimal
     perturbations and the universal noise re-predicted by the raw model; transfer between two models."""
-    from kerascnn import store
+    from kerascnn.outputs import store
     from kerascnn.experiments import robustness_study as experiment
 
     other = tmp_path / "other.keras"

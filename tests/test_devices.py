@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
-from kerascnn.training import TrainConfig
+from kerascnn.errors import BadValue
+from kerascnn.training.config import TrainConfig
 from tests.support import load_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,8 +29,8 @@ LOSS_RTOL = 1e-5
 
 def _child(data_dir: str, out: str) -> None:
     """Runs in a fresh process: two logical CPU devices, then the same run on one and on both."""
-    from kerascnn import devices
-    from kerascnn.training import train
+    from kerascnn.training import devices
+    from kerascnn.training.fit import train
 
     devices.prepare(2)
     for count in (1, 2):
@@ -81,7 +81,7 @@ def test_bad_device_counts_are_refused_before_work(value):
 
 
 def test_one_device_is_the_plain_path_and_not_part_of_the_resume_key():
-    from kerascnn import devices
+    from kerascnn.training import devices
 
     assert devices.strategy(1) == (1, None)
     assert TrainConfig(devices=2).resume_key() == TrainConfig().resume_key()

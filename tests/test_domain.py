@@ -1,4 +1,4 @@
-"""The input domain (kerascnn.domain, kerascnn.folding): a model that takes [0, 255] or [-1, 1] is
+"""The input domain (kerascnn.model.domain, kerascnn.model.folding): a model that takes [0, 255] or [-1, 1] is
 read as Keras reads it. Checked against Keras' own `evaluate` on pipelines that apply the
 preprocessing themselves, against attacks written here in the model's own units, and against maps
 written here (2x - 1, 255x) rather than the library's."""
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
-from kerascnn.domain import FAMILIES, MODES, InputDomain, check_preprocess, parse_range
+from kerascnn.errors import BadValue
+from kerascnn.model.domain import FAMILIES, MODES, InputDomain, check_preprocess, parse_range
 from tests.support import assert_one_line_error, cli
 
 CLASSES = ("ant", "bee", "cow", "doe", "elk")
@@ -76,7 +76,7 @@ def _body(inputs, classes: int = 5, seed: int = 0):
 def test_the_domain_is_read_off_the_model(kind):
     import keras
 
-    from kerascnn.domain import infer
+    from kerascnn.model.domain import infer
 
     inputs = keras.Input((12, 12, 3))
     x = inputs
@@ -106,7 +106,7 @@ def test_the_domain_is_read_off_the_model(kind):
 def test_the_folded_model_is_the_model_on_mapped_pixels_sharing_its_weights(domain, to_model):
     import keras
 
-    from kerascnn.folding import fold, path_tensors
+    from kerascnn.model.folding import fold, path_tensors
 
     inputs = keras.Input((10, 9, 3))
     model = keras.Model(inputs, _body(inputs))
@@ -134,7 +134,7 @@ def _blocks(n: int, seed: int):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    from kerascnn.folders import write_image_folder
+    from kerascnn.data.folders import write_image_folder
 
     root = tmp_path_factory.mktemp("domain_folder")
     for split, n, seed in (("train", 150, 0), ("test", 60, 1)):
@@ -175,7 +175,7 @@ def _trained(kind: str, root):
 
 @pytest.mark.parametrize("kind, options", [("tutorial", []), ("mobilenet", ["--preprocess", "mobilenet_v2"])])
 def test_evaluate_gives_keras_own_accuracy(kind, options, folder, tmp_path):
-    from kerascnn import store
+    from kerascnn.outputs import store
 
     model, keras_accuracy = _trained(kind, folder)
     assert keras_accuracy >= 0.6  # learnt something, so that a wrong domain would show
@@ -218,7 +218,7 @@ def _twins():
     """The same network twice: `unit` takes [0, 1]; `scaled` takes [0, 255] (Rescaling(1/255) first)."""
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     keras.utils.set_random_seed(3)
     unit_in = keras.Input((16, 16, 3))
@@ -257,13 +257,13 @@ def test_an_attack_at_eps_003_on_a_0_255_model_is_the_attack_at_765_in_its_own_u
 def test_occlusion_fills_with_the_middle_of_the_range_and_gradients_stay_complete():
     import keras
 
-    from kerascnn.attributions import completeness, integrated_gradients
-    from kerascnn.experiments.occlusion import occlude
+    from kerascnn.explain.attributions import completeness, integrated_gradients
+    from kerascnn.explain.occlusion import occlude
 
     _, scaled, raw = _twins()
     signed_in = keras.Input((16, 16, 3))
     signed = keras.Model(signed_in, _body(signed_in), name="signed")
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     minus_one = Subject(signed, check=False, domain=InputDomain.given("-1,1"))
     image = np.random.default_rng(5).random((16, 16, 3)).astype(np.float32)

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import sources
-from kerascnn.experiments.evaluation import confusion_matrix, evaluate
+from kerascnn.data import sources
+from kerascnn.model.evaluate import confusion_matrix, evaluate
 from tests.support import cli, hand_softmax, load_model, needs_mnist, needs_pretrained, written
 
 

@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, attributions
-from kerascnn.attributions import METHODS, Settings
+from kerascnn.errors import BadValue
+from kerascnn.explain import attributions
+from kerascnn.explain.attributions import METHODS, Settings
 from tests.support import assert_one_line_error, cli, written
 
 SHAPE = (12, 10, 2)   # not MNIST's: a stray 28 or 1 channel fails here
@@ -185,8 +186,8 @@ def test_filters_maximize(tiny, tmp_path):
 def test_an_rgb_sequential_softmax_model(tmp_path):
     import keras
 
-    from kerascnn import store
-    from kerascnn.folders import write_image_folder
+    from kerascnn.outputs import store
+    from kerascnn.data.folders import write_image_folder
 
     rng = np.random.default_rng(5)
     x = rng.integers(0, 255, (12, 20, 24, 3)).astype(np.uint8)

@@ -1,4 +1,4 @@
-"""kerascnn.export: every artifact runs in its consumers like the Keras model, or nothing is written.
+"""kerascnn.export.exporter: every artifact runs in its consumers like the Keras model, or nothing is written.
 
 Tiny models built here (a functional (28, 28, 1) -> 10 and a Sequential (32, 32, 3) -> 5), so that a
 stray 28 or 10 in the exporter fails at once; every check recomputes the Keras model's logits itself.
@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from kerascnn import UserError, consumers
+from kerascnn.errors import UserError
+from kerascnn.export import consumers
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 HAVE_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
@@ -63,7 +64,7 @@ def rgb():
 
 
 def _export(subject, out, **kwargs):
-    from kerascnn.export import export
+    from kerascnn.export.exporter import export
 
     model, names, images = subject
     return export(model, out, class_names=names, check_images=images, **kwargs)
@@ -119,7 +120,7 @@ def test_every_consumer_runs_the_export_like_the_keras_model(subject, format, tm
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_the_class_names_travel_inside_the_artifact(rgb, format, tmp_path):
-    from kerascnn.export import read_class_names
+    from kerascnn.export.exporter import read_class_names
 
     out = _export(rgb, tmp_path / FILE_NAME[format], format=format).path
     assert read_class_names(out) == list("abcde")
@@ -205,7 +206,7 @@ def test_a_folder_holding_something_else_is_refused_and_kept(rgb, tmp_path):
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_an_earlier_export_is_replaced(rgb, format, tmp_path):
-    from kerascnn.export import read_class_names
+    from kerascnn.export.exporter import read_class_names
 
     model, _, images = rgb
     out = tmp_path / FILE_NAME[format]
@@ -298,9 +299,9 @@ def test_leftovers_of_a_killed_export_are_cleaned_and_a_live_ones_kept(rgb, tmp_
 def test_the_shipped_models_round_trip_through_every_consumer(name, fmt, tmp_path):
     """The issue's acceptance: each shipped model, each format, real test images when at hand."""
     from kerascnn import SAVED_MODELS
-    from kerascnn.export import export
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    from kerascnn.export.exporter import export
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
     from tests.support import HAVE_MNIST
 
     pytest.importorskip({"savedmodel": "tensorflow", "onnx": "onnxruntime", "litert": "ai_edge_litert"}[fmt])

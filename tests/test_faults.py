@@ -22,8 +22,9 @@ from typing import Callable
 
 import pytest
 
-from kerascnn import SAVED_MODELS, store
-from kerascnn.outputs import MARKER
+from kerascnn import SAVED_MODELS
+from kerascnn.outputs import store
+from kerascnn.outputs.folders import MARKER
 from tests.support import cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ class Command:
     force: bool = True                # has --force
     shrink: Callable | None = None    # (monkeypatch) -> None: makes a slow command quick
     inject: str = "store"             # where a full disk or Ctrl-C strikes: "store" (every file it
-                                      # writes goes through kerascnn.store) or "export" (the exporter)
+                                      # writes goes through kerascnn.outputs.store) or "export" (the exporter)
     wrote: set = field(default_factory=set)  # files a successful run leaves in --out (besides MARKER)
     stale: str = "stale.png"          # a file an earlier run left that a rerun must not leave as it was
 
@@ -51,7 +52,7 @@ class Command:
 
 
 def _shrink_report(monkeypatch):
-    import kerascnn.report as report_lib
+    import kerascnn.report.build as report_lib
 
     plan = report_lib.plan
     # two experiments instead of nine: the fault tests are about the folder, not the study
@@ -202,7 +203,7 @@ def struck(monkeypatch, where: str, fault: BaseException):
 
         monkeypatch.setattr(store, "atomic_path", failing)
     else:
-        import kerascnn.export_formats as export_formats
+        import kerascnn.export.formats as export_formats
 
         def failing_write(format, serving, tmp, info):
             Path(tmp).mkdir(parents=True, exist_ok=True)
@@ -366,7 +367,7 @@ def fingerprint(folder: Path) -> dict:
 def test_train_by_default_writes_runs_cnn_and_leaves_the_shipped_models_alone(tmp_path, monkeypatch):
     import tensorflow_datasets as tfds
 
-    from kerascnn import sources
+    from kerascnn.data import sources
 
     shipped = fingerprint(SAVED_MODELS)
     assert shipped  # the shipped models are there to be protected
@@ -388,7 +389,7 @@ def test_train_by_default_writes_runs_cnn_and_leaves_the_shipped_models_alone(tm
 
 # ---------------------------------------------------------------------------- divergence, JSON
 def test_a_diverging_run_is_one_line_naming_epoch_and_step_and_saves_no_model(tmp_path, idx_dir, monkeypatch):
-    from kerascnn import compiling
+    from kerascnn.training import compiling
 
     # an infinite learning rate (the CLI refuses one): step 1 is computed with the initial weights,
     # its update makes them infinite, so step 2 is the first non-finite loss
@@ -405,7 +406,7 @@ def test_an_infinite_loss_is_written_as_null_in_strict_json(tmp_path, idx_dir):
     import keras
     import numpy as np
 
-    from kerascnn.sources import read_idx
+    from kerascnn.data.sources import read_idx
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
@@ -422,7 +423,7 @@ def test_an_infinite_loss_is_written_as_null_in_strict_json(tmp_path, idx_dir):
 
 
 # ---------------------------------------------------------------------------- concurrent runs
-HOLD = ("import sys, time\nfrom kerascnn.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n"
+HOLD = ("import sys, time\nfrom kerascnn.outputs.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n"
         "    print('locked', flush=True)\n    time.sleep(60)\n")
 
 
@@ -446,7 +447,7 @@ def test_a_second_training_into_the_same_folder_refuses(tmp_path, idx_dir):
 # ---------------------------------------------------------------------------- a killed report
 KILLED_REPORT = """
 import os, signal, sys
-import kerascnn.report as report_lib
+import kerascnn.report.build as report_lib
 from cli.main import cli
 
 plan = report_lib.plan

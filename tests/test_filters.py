@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
 from kerascnn.experiments import filters
 from tests.support import assert_one_line_error, cli, load_model, written
 
@@ -17,8 +17,8 @@ def tiny_model(tiny_model_path):
 
 @pytest.fixture(scope="module")
 def tiny_subject(tiny_model, idx_dir):
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
 
     return Subject(tiny_model, Task(data_dir=str(idx_dir)))
 
@@ -28,7 +28,7 @@ def rgb_subject():
     """An RGB model whose convolutions have unusual names and no bias in the second one."""
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((12, 12, 3))
@@ -97,7 +97,7 @@ def test_bad_layers_and_filters_are_refused(tiny_subject, layer, number, param, 
 def test_a_model_without_convolutions_is_refused():
     import keras
 
-    from kerascnn.subject import Subject
+    from kerascnn.model.subject import Subject
 
     inputs = keras.Input((8, 8, 1))
     model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)), name="flat")

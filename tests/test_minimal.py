@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
 from kerascnn.attacks.minimal import minimal
 from tests.support import cli, hand_softmax, load_model, written
 
@@ -78,7 +78,7 @@ def test_bad_values_name_their_parameter(three_classes, kwargs, param):
 # ---------------------------------------------------------------------------- the commands
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
-    from kerascnn import store
+    from kerascnn.outputs import store
     from tests.test_robustness import tiny_model
 
     path = tmp_path_factory.mktemp("minimal") / "tiny.keras"

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from kerascnn.model import build_model, has_batchnorm, layer_table
-from kerascnn.subject import Subject
+from kerascnn.model.network import build_model, has_batchnorm, layer_table
+from kerascnn.model.subject import Subject
 
 
 def test_architecture_has_the_assignments_layers_and_parameters():
@@ -80,7 +80,7 @@ def test_mixed_precision_keeps_float32_logits():
 def test_batchnorm_layers_are_fused_or_synchronized_only_when_asked():
     import keras
 
-    from kerascnn.batchnorm import FusedBatchNormalization
+    from kerascnn.model.batchnorm import FusedBatchNormalization
 
     def bn_layers(model):
         return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]

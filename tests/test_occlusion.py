@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, reference
+from kerascnn.errors import BadValue
+from kerascnn.experiments import reference
 from kerascnn.experiments import occlusion
-from kerascnn.tasks import Pick
+from kerascnn.explain import occlusion as method
+from kerascnn.data.tasks import Pick
 from tests.support import (assert_one_line_error, cli, hand_softmax, load_model, needs_mnist, needs_pretrained,
                            written)
 
@@ -30,8 +32,8 @@ def linear_model():
 @pytest.fixture(scope="module")
 def idx_subject(linear_model, idx_dir):
     """The linear model on the synthetic IDX digits (200 test images)."""
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
 
     return Subject(linear_model[0], Task(data_dir=str(idx_dir)))
 
@@ -58,24 +60,24 @@ def idx_test_labels(idx_dir):
     (5, 30, [0]),            # a stride longer than the image: one position
 ])
 def test_offsets_along_one_axis(patch, stride, expected):
-    assert occlusion.offsets(28, patch, stride).tolist() == expected
+    assert method.offsets(28, patch, stride).tolist() == expected
 
 
 @pytest.mark.parametrize("patch, stride, count", [(14, 7, 9), (28, 1, 1), (1, 1, 784), (10, 9, 9),
                                                   (14, 1, 225), (7, 7, 16), (14, 5, 9)])
 def test_number_of_positions(patch, stride, count):
-    rows, cols = occlusion.patch_positions(28, 28, patch, stride)
+    rows, cols = method.patch_positions(28, 28, patch, stride)
     assert len(rows) == len(cols) == count
 
 
 def test_positions_are_row_major_from_the_top_left():
-    rows, cols = occlusion.patch_positions(28, 28, 14, 7)
+    rows, cols = method.patch_positions(28, 28, 14, 7)
     assert rows.tolist() == [0, 0, 0, 7, 7, 7, 14, 14, 14]
     assert cols.tolist() == [0, 7, 14] * 3
 
 
 def test_non_square_image_has_its_own_offsets_per_axis():
-    rows, cols = occlusion.patch_positions(20, 28, 10, 5)
+    rows, cols = method.patch_positions(20, 28, 10, 5)
     assert sorted(set(rows.tolist())) == [0, 5, 10]
     assert sorted(set(cols.tolist())) == [0, 5, 10, 15]
 
@@ -92,10 +94,10 @@ def test_non_square_image_has_its_own_offsets_per_axis():
 ])
 def test_bad_arguments_are_refused_before_any_work(patch, stride, fill, param, message):
     with pytest.raises(BadValue) as error:
-        occlusion.check_arguments(28, 28, patch, stride, fill)
+        method.check_arguments(28, 28, patch, stride, fill)
     assert error.value.param == param and message in error.value.message
     with pytest.raises(BadValue) as error:
-        occlusion.occlude(None, some_image(), 3, patch=patch, stride=stride, fill=fill)  # no model touched
+        method.occlude(None, some_image(), 3, patch=patch, stride=stride, fill=fill)  # no model touched
     assert error.value.param == param and message in error.value.message
 
 
@@ -111,7 +113,7 @@ def test_options_default_to_half_and_a_quarter_of_the_image_side():
 
 def test_occluded_images_change_only_the_patch():
     image = some_image()
-    images, rows, cols = occlusion.occluded_images(image, 10, 9, 0.25)
+    images, rows, cols = method.occluded_images(image, 10, 9, 0.25)
     assert images.shape == (9, 28, 28, 1) and images.dtype == np.float32
     for copy, r, c in zip(images, rows, cols):
         inside = np.zeros((28, 28, 1), bool)
@@ -123,7 +125,7 @@ def test_occluded_images_change_only_the_patch():
 
 def test_occluded_rgb_images_fill_every_channel():
     image = np.random.default_rng(1).random((12, 16, 3)).astype(np.float32)
-    images, rows, cols = occlusion.occluded_images(image, 6, 5, 0.75)
+    images, rows, cols = method.occluded_images(image, 6, 5, 0.75)
     assert images.shape == (len(rows), 12, 16, 3) and len(rows) == 2 * 3
     for copy, r, c in zip(images, rows, cols):
         assert np.all(copy[r:r + 6, c:c + 6, :] == np.float32(0.75))
@@ -136,7 +138,7 @@ def test_occluded_rgb_images_fill_every_channel():
 def test_probabilities_equal_a_hand_computation(linear_model):
     model, weights, bias = linear_model
     image = some_image(1)
-    result = occlusion.occlude(model, image, label=3, patch=14, stride=7, fill=0.5)
+    result = method.occlude(model, image, label=3, patch=14, stride=7, fill=0.5)
     # Build the nine occluded images by hand and run the linear model in NumPy.
     expected = []
     for r in (0, 7, 14):
@@ -158,29 +160,29 @@ def test_probabilities_equal_a_hand_computation(linear_model):
 
 def test_probabilities_match_the_model_itself(tiny_model):
     image = some_image(2)
-    result = occlusion.occlude(tiny_model, image, label=5, patch=10, stride=9, fill=0.0)
-    images, _, _ = occlusion.occluded_images(image, 10, 9, 0.0)
+    result = method.occlude(tiny_model, image, label=5, patch=10, stride=9, fill=0.0)
+    images, _, _ = method.occluded_images(image, 10, 9, 0.0)
     logits = tiny_model(images, training=False).numpy()
     np.testing.assert_allclose(result.probabilities, hand_softmax(logits.astype(np.float64)), atol=1e-5)
 
 
 def test_copies_go_through_the_model_in_batches_the_memory_budget_allows(linear_model, idx_subject, monkeypatch):
-    from kerascnn import batching, subject
+    from kerascnn.model import batching
 
     calls = []
-    real = subject.predict_logits
+    real = method.predict_logits
 
     def counting(model, images, batch_size=None):
         calls.append(len(images))
         return real(model, images, batch_size)
 
-    monkeypatch.setattr(subject, "predict_logits", counting)
-    occlusion.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)  # 784 copies
+    monkeypatch.setattr(method, "predict_logits", counting)
+    method.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)  # 784 copies
     assert sorted(calls) == [1, 784]  # the clean image, then every copy in one call: a small model
     calls.clear()
     per_image = batching.activations_per_image(linear_model[0]) * 4
     monkeypatch.setenv("KERASCNN_BATCH_MB", str(100 * per_image / (1 << 20)))  # room for 100 images
-    result = occlusion.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)
+    result = method.occlude(linear_model[0], some_image(), 0, patch=1, stride=1)
     assert calls == [*[100] * 7, 84, 1] and len(result.probabilities) == 784
     calls.clear()
     monkeypatch.delenv("KERASCNN_BATCH_MB")
@@ -189,17 +191,17 @@ def test_copies_go_through_the_model_in_batches_the_memory_budget_allows(linear_
 
 
 def test_without_a_label_the_clean_prediction_is_followed(linear_model):
-    result = occlusion.occlude(linear_model[0], some_image(3))
+    result = method.occlude(linear_model[0], some_image(3))
     assert result.label == result.clean_pred
     assert result.label_source == "clean prediction"
     assert result.clean_prob_true == pytest.approx(result.clean_probabilities.max())
     with pytest.raises(BadValue, match="0-9") as error:
-        occlusion.occlude(linear_model[0], some_image(3), 10)
+        method.occlude(linear_model[0], some_image(3), 10)
     assert error.value.param == "label"
 
 
 def test_json_form(linear_model):
-    result = occlusion.occlude(linear_model[0], some_image(), 7, index=42)
+    result = method.occlude(linear_model[0], some_image(), 7, index=42)
     d = json.loads(json.dumps(result.to_dict()))  # plain JSON types only
     assert {"index", "label", "patch", "stride", "fill", "clean", "positions"} <= set(d)
     assert (d["index"], d["label"], d["patch"], d["stride"], d["fill"]) == (42, 7, 14, 7, 0.5)
@@ -228,9 +230,9 @@ def test_sensitivity_map_is_occlusion_with_stride_one(idx_subject, idx_dir):
 
 def test_pixels_never_covered_when_the_stride_skips_the_edge(linear_model):
     model = linear_model[0]
-    assert occlusion.occlude(model, some_image(), 0, patch=14, stride=7).never_covered() == 0
-    assert occlusion.occlude(model, some_image(), 0, patch=14, stride=5).never_covered() == 28 * 28 - 24 * 24
-    assert occlusion.occlude(model, some_image(), 0, patch=10, stride=9).never_covered() == 0
+    assert method.occlude(model, some_image(), 0, patch=14, stride=7).never_covered() == 0
+    assert method.occlude(model, some_image(), 0, patch=14, stride=5).never_covered() == 28 * 28 - 24 * 24
+    assert method.occlude(model, some_image(), 0, patch=10, stride=9).never_covered() == 0
 
 
 def test_reference_tables():
@@ -392,15 +394,15 @@ def test_the_map_of_a_large_image_keeps_64_positions_a_side():
     so, and each position's P(label) is still the copy's own."""
     import keras
 
-    assert occlusion.map_stride_for((28, 28, 1), 14) == 1 and occlusion.map_stride_for((77, 77, 3), 14) == 1
-    assert occlusion.map_stride_for((78, 78, 3), 14) == 2 and occlusion.map_stride_for((224, 224, 3), 112) == 2
+    assert method.map_stride_for((28, 28, 1), 14) == 1 and method.map_stride_for((77, 77, 3), 14) == 1
+    assert method.map_stride_for((78, 78, 3), 14) == 2 and method.map_stride_for((224, 224, 3), 112) == 2
     inputs = keras.Input((100, 90, 3))
     model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.AveragePooling2D(10)(inputs))))
     image = np.random.default_rng(0).random((100, 90, 3)).astype(np.float32)
     options = occlusion.Options(patch=20).resolved(image.shape)
     assert options.map_stride == 2
-    heat = occlusion.occlude(model, image, 0, patch=20, stride=options.map_stride)
-    assert heat.grid_shape == (41, 36) and max(heat.grid_shape) <= occlusion.MAP_SIDE
+    heat = method.occlude(model, image, 0, patch=20, stride=options.map_stride)
+    assert heat.grid_shape == (41, 36) and max(heat.grid_shape) <= method.MAP_SIDE
     p = 36 * 10 + 7  # row 10, column 7 of the 41 x 36 grid (row-major): top-left pixel (20, 14)
     assert (heat.rows[p], heat.cols[p]) == (20, 14)
     copy = image.copy()

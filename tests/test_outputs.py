@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerascnn import UserError, outputs, store
-from kerascnn.locks import FolderLock
-from kerascnn.outputs import output_folder
+from kerascnn.errors import UserError
+from kerascnn.outputs import folders as outputs, store
+from kerascnn.outputs.locks import FolderLock
+from kerascnn.outputs.folders import output_folder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -107,7 +108,7 @@ def test_foreign_folder_is_refused_and_kept_or_merged_into_with_force(tmp_path):
 
 
 def test_force_refuses_a_clash_before_any_work(tmp_path):
-    from kerascnn.outputs import check_output_folder
+    from kerascnn.outputs.folders import check_output_folder
 
     out = tmp_path / "out"
     out.mkdir()
@@ -245,7 +246,7 @@ def test_run_killed_between_its_two_renames_gets_its_old_folder_back(tmp_path):
 
 def test_sigkilled_run_leaves_a_partial_that_the_next_run_removes(tmp_path):
     out = tmp_path / "out"
-    script = (f"import os, signal\nfrom kerascnn import outputs, store\n"
+    script = (f"import os, signal\nfrom kerascnn.outputs import folders as outputs, store\n"
               f"with outputs.output_folder({str(out)!r}, 'report') as tmp:\n"
               f"    store.write_text(tmp / 'fig.png', 'x')\n    os.kill(os.getpid(), signal.SIGKILL)\n")
     child = subprocess.run([sys.executable, "-c", script], cwd=REPO)
@@ -310,7 +311,7 @@ def test_a_real_full_disk_is_one_line_and_leaves_nothing(tiny_disk):
 
 
 # ---------------------------------------------------------------------------- the folder lock
-HOLD = "import sys, time\nfrom kerascnn.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n" \
+HOLD = "import sys, time\nfrom kerascnn.outputs.locks import FolderLock\nwith FolderLock(sys.argv[1]):\n" \
        "    print('locked', flush=True)\n    time.sleep(60)\n"
 
 

@@ -1,12 +1,12 @@
-"""kerascnn.pictures: a user's own picture in a task's shape."""
+"""kerascnn.data.pictures: a user's own picture in a task's shape."""
 import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from kerascnn import UserError
-from kerascnn.pictures import load_picture
+from kerascnn.errors import UserError
+from kerascnn.data.pictures import load_picture
 
 
 def test_sixteen_bit_png_is_scaled_by_its_range(tmp_path):

@@ -4,9 +4,11 @@ import math
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, UserError
-from kerascnn.compiling import learning_rate
-from kerascnn.training import RECIPES, TrainConfig, TrainingInterrupted, train
+from kerascnn.errors import BadValue, UserError
+from kerascnn.training.compiling import learning_rate
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.fit import TrainingInterrupted, train
+from kerascnn.training.recipes import RECIPES
 from tests.support import assert_one_line_error, cli
 from tests.test_training import StopAt, config
 
@@ -53,7 +55,7 @@ def test_resume_key_holds_warmup_and_smoothing():
 
 
 def test_smoothed_loss_matches_its_formula():
-    from kerascnn.custom import SmoothedSparseCrossentropy
+    from kerascnn.training.keras_classes import SmoothedSparseCrossentropy
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 10)).astype("float32")
@@ -79,7 +81,7 @@ def test_a_smoothed_warmup_run_resumes_exactly(tmp_path, idx_dir):
 @pytest.fixture
 def seen(monkeypatch):
     """The TrainConfig `kerascnn train` builds; training itself is stopped."""
-    from kerascnn import training
+    from kerascnn.training import fit as training
 
     configs = []
 

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from kerascnn import UserError
-from kerascnn.document import Image, Paragraph, Section, Table, render_html, render_markdown
-from kerascnn.report import ReportConfig, build_report
-from kerascnn.training import TrainConfig
+from kerascnn.errors import UserError
+from kerascnn.outputs.document import Image, Paragraph, Section, Table, render_html, render_markdown
+from kerascnn.report.build import ReportConfig, build_report
+from kerascnn.training.config import TrainConfig
 from tests.support import cli
 
 EXPERIMENTS = ["Test predictions", "Filters of conv1", "Filter 23 of conv2", "Activation maps",
@@ -27,7 +27,7 @@ CORE = ("evaluation", "filters", "activations", "occlusion", "nontargeted", "tar
 def core_plan(monkeypatch):
     """The report's own plan less the experiments outside CORE, so that these tests stay seconds long
     and their counts fixed (test_the_plan_keeps_the_assignments_experiments checks the whole plan)."""
-    import kerascnn.report as report_lib
+    import kerascnn.report.build as report_lib
 
     plan = report_lib.plan
     monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject) if s[2] in CORE])
@@ -112,7 +112,7 @@ def test_report_with_retrain_has_the_curves(tmp_path, idx_dir):
 def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
     from cli.output import emit
     from kerascnn.experiments import compare
-    from kerascnn.seeds import aggregate
+    from kerascnn.study.seeds import aggregate
     from tests.test_compare import fake_run
 
     runs = [fake_run(bn, s, 0.99 + 0.001 * s) for bn in (False, True) for s in range(2)]
@@ -130,7 +130,7 @@ def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
 def test_report_on_another_task_names_its_classes(tmp_path):
     import keras
 
-    from kerascnn import folders
+    from kerascnn.data import folders
 
     names = ["zebra", "apple", "mango", "kiwi", "plum"]
     rng = np.random.default_rng(0)
@@ -160,9 +160,9 @@ def test_report_on_another_task_names_its_classes(tmp_path):
 
 
 def test_the_plan_keeps_the_assignments_experiments(idx_dir, tiny_model_path, monkeypatch):
-    import kerascnn.report as report_lib
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    import kerascnn.report.build as report_lib
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
 
     monkeypatch.undo()  # the whole plan
     task = Task(data_dir=str(idx_dir))
@@ -188,7 +188,7 @@ def test_report_cli_refuses_a_missing_model_before_work(tmp_path):
 
 
 def test_report_cli_runs(tmp_path, idx_dir, tiny_model_path, monkeypatch):
-    import kerascnn.report as report_lib
+    import kerascnn.report.build as report_lib
 
     # the CLI builds the default config; shrink the attacks so that the test stays fast
     config = report_lib.ReportConfig

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
 from kerascnn.attacks.fgm import check_epsilons, fgm
 from kerascnn.attacks.pgd import pgd
 from tests.support import cli, hand_softmax, load_model, written
@@ -159,7 +159,7 @@ def test_checks_flag_gradient_masking(fgsm, pgd_acc, restarts, sanity, failing):
 # ---------------------------------------------------------------------------- the command
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory, model):
-    from kerascnn import store
+    from kerascnn.outputs import store
 
     path = tmp_path_factory.mktemp("robust") / "tiny.keras"
     store.save_model(model, path)
@@ -177,7 +177,7 @@ def test_robustness_command_writes_a_checked_curve(model_path, idx_dir, tmp_path
     assert set(data["checks"]) >= {"pgd_never_above_fgsm", "restarts_never_raise_accuracy", "zero_at_huge_eps"}
     assert data["checks"]["restarts_never_raise_accuracy"] and data["sanity"]["eps"] == 1.0
     # clean accuracy, re-predicted by Keras itself on the same images
-    from kerascnn.tasks import Task
+    from kerascnn.data.tasks import Task
 
     images, labels = Task("mnist", str(idx_dir)).test()
     clean = float(np.mean(load_model(model_path)(images[:40]).numpy().argmax(1) == labels[:40]))

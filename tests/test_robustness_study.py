@@ -11,7 +11,7 @@ from tests.test_robustness import tiny_model
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
-    from kerascnn import store
+    from kerascnn.outputs import store
 
     folder = tmp_path_factory.mktemp("study")
     paths = []
@@ -25,8 +25,8 @@ SMALL = {"count": 20, "minimal_count": 4, "fit": 40, "universal_count": 30}
 
 
 def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
-    import kerascnn.report as report_lib
-    from kerascnn.report import ReportConfig, build_report
+    import kerascnn.report.build as report_lib
+    from kerascnn.report.build import ReportConfig, build_report
 
     plan = report_lib.plan
     monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject)
@@ -49,15 +49,15 @@ def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
 
 
 def test_other_shipped_models_join_only_the_shipped_cnn(two_models, idx_dir):
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
 
     assert robustness_study.shipped_others(Subject.load(two_models[0], Task(data_dir=str(idx_dir)))) == ()
 
 
 def test_one_model_has_no_transfer_matrix(two_models, idx_dir):
-    from kerascnn.subject import Subject
-    from kerascnn.tasks import Task
+    from kerascnn.model.subject import Subject
+    from kerascnn.data.tasks import Task
 
     subject = Subject.load(two_models[0], Task(data_dir=str(idx_dir)))
     result = robustness_study.run(subject, robustness_study.Options(**SMALL))

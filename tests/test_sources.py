@@ -1,4 +1,4 @@
-"""kerascnn.sources: tensorflow-datasets (mocked, and real MNIST when at hand), IDX folders and image
+"""kerascnn.data.sources: tensorflow-datasets (mocked, and real MNIST when at hand), IDX folders and image
 folders by class. No downloads: tfds is mocked or the reachability check is forced."""
 import os
 from pathlib import Path
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kerascnn import UserError, folders, sources
+from kerascnn.errors import UserError
+from kerascnn.data import folders, sources
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot")

@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kerascnn import UserError, store
+from kerascnn.errors import UserError
+from kerascnn.outputs import store
 
 
 def test_atomic_write_leaves_nothing_when_it_fails(tmp_path):

@@ -1,8 +1,8 @@
-"""kerascnn.subject: loading a model file (one line for anything that is not one)."""
+"""kerascnn.model.subject: loading a model file (one line for anything that is not one)."""
 import pytest
 
-from kerascnn import UserError
-from kerascnn.subject import load_keras, resolve_model_path
+from kerascnn.errors import UserError
+from kerascnn.model.subject import load_keras, resolve_model_path
 
 
 def test_load_keras_refuses_missing_foreign_and_corrupt_files(tmp_path, tiny_model_path):

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import folders, sources
+from kerascnn.data import folders, sources
 from tests.support import cli
 
 

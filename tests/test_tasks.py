@@ -1,12 +1,13 @@
-"""kerascnn.tasks: a task's splits, its classes, choosing one image (Pick), and a user's picture in
+"""kerascnn.data.tasks: a task's splits, its classes, choosing one image (Pick), and a user's picture in
 its shape. Sources themselves (tfds, IDX, image folders) are tested in test_sources.py."""
 import gzip
 
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, UserError, folders, sources
-from kerascnn.tasks import Pick, Task, default_val_size, pick, split_validation
+from kerascnn.errors import BadValue, UserError
+from kerascnn.data import folders, sources
+from kerascnn.data.tasks import Pick, Task, default_val_size, pick, split_validation
 
 
 @pytest.fixture(autouse=True)

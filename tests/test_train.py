@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import folders, sources, store
+from kerascnn.data import folders, sources
+from kerascnn.outputs import store
 from tests.support import assert_one_line_error, cli, load_model
 
 RUN_FILES = {"model.keras", "history.csv", "steps.csv", "metrics.json", "loss.png", "accuracy.png",
@@ -51,7 +52,8 @@ def test_train_on_a_small_dataset_writes_every_file(tmp_path, idx_dir):
 
 
 def test_train_resumes_an_interrupted_run(tmp_path, idx_dir):
-    from kerascnn.training import TrainConfig, TrainingInterrupted, train
+    from kerascnn.training.config import TrainConfig
+    from kerascnn.training.fit import TrainingInterrupted, train
     from tests.test_training import StopAt
 
     out = tmp_path / "run"
@@ -99,7 +101,7 @@ def test_train_refuses_an_unwritable_out(tmp_path, idx_dir):
 
 
 def test_an_interrupted_train_says_how_to_resume_and_exits_130(tmp_path, idx_dir, monkeypatch):
-    from kerascnn import training
+    from kerascnn.training import fit as training
 
     def interrupted(config, *args, **kwargs):
         raise training.TrainingInterrupted(tmp_path / "run", 2)
@@ -160,7 +162,7 @@ def test_an_image_folder_trains_its_own_network_and_the_other_commands_follow(tm
     assert_one_line_error(wrong, "--class: 'pear' is not a class of fruit", exit_code=2)
     assert not (tmp_path / "bad").exists()
     # the MNIST network does not fit this task: one line naming both shapes
-    from kerascnn.model import build_model
+    from kerascnn.model.network import build_model
 
     store.save_model(build_model(), tmp_path / "mnist.keras")
     mismatch = cli("evaluate", "--data-dir", fruit_dir, "--model", tmp_path / "mnist.keras", "--out", tmp_path / "bad")

@@ -5,9 +5,11 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn import BadValue, store
-from kerascnn.custom import FusedAdam, StepRecorder
-from kerascnn.training import TrainConfig, TrainingInterrupted, train
+from kerascnn.errors import BadValue
+from kerascnn.outputs import store
+from kerascnn.training.keras_classes import FusedAdam, StepRecorder
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.fit import TrainingInterrupted, train
 
 
 def test_fused_adam_matches_keras_adam():
@@ -111,8 +113,8 @@ def test_the_training_step_creates_no_variables_so_it_is_traced_once():
     # metric totals made lazily): compile_for_training makes them all beforehand.
     import tensorflow as tf
 
-    from kerascnn.model import build_model
-    from kerascnn.compiling import compile_for_training
+    from kerascnn.model.network import build_model
+    from kerascnn.training.compiling import compile_for_training
 
     model = build_model(input_shape=(8, 8, 1), num_classes=3)
     compile_for_training(model, TrainConfig(steps_per_execution=2), steps_per_epoch=4)
@@ -194,7 +196,7 @@ def test_bad_config_is_refused_before_work(tmp_path, field, value):
 
 
 def test_cosine_schedule_decays_from_lr_to_zero_over_the_run():
-    from kerascnn.compiling import learning_rate
+    from kerascnn.training.compiling import learning_rate
 
     cfg = TrainConfig(epochs=2, lr=1e-3)
     schedule = learning_rate(cfg, steps_per_epoch=50)
@@ -211,7 +213,7 @@ def test_cosine_schedule_decays_from_lr_to_zero_over_the_run():
 def test_shuffled_batches_depend_only_on_seed_and_epoch():
     import tensorflow as tf
 
-    from kerascnn.pipelines import shuffled_batches
+    from kerascnn.data.pipelines import shuffled_batches
 
     images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
     labels = np.arange(10, dtype=np.int64)
@@ -238,8 +240,8 @@ def test_shuffled_batches_depend_only_on_seed_and_epoch():
 
 
 def test_default_out_dirs_never_name_the_shipped_models(tmp_path, idx_dir):
-    from kerascnn.tasks import Task
-    from kerascnn.training import default_out_dir
+    from kerascnn.data.tasks import Task
+    from kerascnn.training.config import default_out_dir
 
     assert default_out_dir(Task(), False) == Path("runs/cnn")
     assert default_out_dir(Task(), True) == Path("runs/cnn_bn")
@@ -250,8 +252,8 @@ def test_default_out_dirs_never_name_the_shipped_models(tmp_path, idx_dir):
 
 
 def test_a_diverging_run_stops_at_its_first_non_finite_step_and_saves_nothing(tmp_path, idx_dir, monkeypatch):
-    from kerascnn import compiling
-    from kerascnn.callbacks import TrainingDiverged
+    from kerascnn.training import compiling
+    from kerascnn.training.callbacks import TrainingDiverged
 
     # An infinite learning rate: step 1's loss is computed with the initial weights (finite), its
     # update makes them infinite, so step 2 is the first whose loss is not finite.

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
 from kerascnn.attacks.universal_perturbation import fit_universal
 from tests.support import cli, load_model, written
 from tests.test_robustness import images_of, tiny_model
@@ -45,7 +45,7 @@ def test_bad_values_name_their_parameter(model, kwargs, param):
 # ---------------------------------------------------------------------------- the commands
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
-    from kerascnn import store
+    from kerascnn.outputs import store
 
     folder = tmp_path_factory.mktemp("universal")
     paths = []
@@ -67,7 +67,7 @@ def test_universal_command_compares_at_the_same_budget(model_paths, idx_dir, tmp
     assert float(np.abs(fitted).max()) <= data["eps"] * (1 + 1e-5)
     assert data["universal"]["count"] == data["one_image"]["count"] == 50
     # re-predicted by Keras itself on the held-out images the result names
-    from kerascnn.tasks import Task
+    from kerascnn.data.tasks import Task
 
     images, labels = Task("mnist", str(idx_dir)).test()
     held = np.array(data["universal"]["indices"])

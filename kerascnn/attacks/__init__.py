@@ -18,25 +18,21 @@ by one of two steps on the pixels (`OPTIMIZERS`), projecting onto [0, 1] after e
           largest pixel change is at most lr * its steps.
     adam  Adam with per-image moments and step count.
 
-Measured on the pretrained model (stop at p >= 0.99): `sign` reaches the target in about half the
-steps Adam needs at the same lr (nontargeted, lr 0.01: 7.5 against 12.6 steps on average), and
-finds smaller noise for the noise attack than Adam does (lr 0.005: L2 3.4 against 3.6, L-infinity 0.21 against
-0.27, in 41 against 60 steps). But it cannot settle on a trade-off: on the targeted objective it
-keeps oscillating by lr around the optimum (lr 0.05, beta 100: 7 classes reached against Adam's 10,
-MSE to the guide 0.015 against 0.007), where Adam converges. Hence the defaults: `sign` for
-nontargeted and noise, which stop at a goal; `adam` for targeted, which runs to convergence.
+`sign` reaches a goal in fewer steps than Adam and with smaller noise, but it cannot settle on a
+trade-off: on the targeted objective it keeps oscillating by lr around the optimum, where Adam
+converges. Hence the defaults: `sign` for nontargeted and noise, which stop at a goal; `adam` for
+targeted, which runs to convergence (the measurements: benchmarks/bench_attacks.py).
 
 One gradient step over the whole batch is one compiled tf.function (`loop._compiled(model, optimizer)`,
 cached per model); the tape lives in `loop._gradient` alone. The step itself marks every image that
 already meets its goal (predicted as its target with probability >= confidence) and leaves it
 unchanged from then on, so each image's `steps_used` is the number of updates it got. The steps run
 in chunks inside one compiled tf.while_loop that ends as soon as every image is done; the host looks
-at the batch once per chunk (`check_every` steps), for progress. On two CPU cores that loop ran
-1.4-2x the steps per second of calling the compiled step from Python once per step, whose per-call
-overhead is as large as a whole step of a batch of ten (benchmarks/bench_attacks.py).
+at the batch once per chunk (`check_every` steps), for progress: calling the compiled step from
+Python once per step costs as much per call as a whole step of a small batch.
 
 Losses work on logits; probabilities in results are re-predicted from the returned images
-(`subject.predict_logits`), so a result never reports what the loop believed but what the model
+(`model.predict.predict_logits`), so a result never reports what the loop believed but what the model
 says about the arrays it returns.
 """
 from __future__ import annotations
@@ -45,11 +41,22 @@ import time
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.attacks.loop import (NOISE_MEAN, NOISE_STD, OPTIMIZERS, Progress, as_batch, check_class,
-                                   check_settings, model_shape, optimise, parse_classes, predict_proba,
-                                   start_noise)
+from kerascnn.attacks.loop import (
+    NOISE_MEAN,
+    NOISE_STD,
+    OPTIMIZERS,
+    Progress,
+    as_batch,
+    check_class,
+    check_settings,
+    model_shape,
+    optimise,
+    parse_classes,
+    predict_proba,
+    start_noise,
+)
 from kerascnn.attacks.results import AttackResult, NoiseResult, UniversalResult
+from kerascnn.errors import BadValue
 
 __all__ = ["nontargeted", "targeted", "noise", "universal", "AttackResult", "NoiseResult", "UniversalResult",
            "OPTIMIZERS", "check_settings", "parse_classes"]

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kerascnn.attacks.loop import predict_proba
+from kerascnn.attacks.results import Repredicted
+
 
 def _norms(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N,) L2 and L-infinity lengths of perturbations (N, H, W, C), float64."""
@@ -14,7 +17,7 @@ def _norms(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass
-class BoundedResult:
+class BoundedResult(Repredicted):
     """Images changed within an eps-ball around each original (fgm, pgd), re-predicted from the arrays."""
     attack: str                     # "fgm" or "pgd"
     norm: str                       # "linf" or "l2": the ball's norm
@@ -27,10 +30,6 @@ class BoundedResult:
     correct_per_restart: np.ndarray  # (R, N) bool: predicted as `labels` after restarts 1..R (untargeted)
     seconds: float
     settings: dict
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
 
     @property
     def success(self) -> np.ndarray:
@@ -62,7 +61,6 @@ def bounded_result(model, attack, norm, eps, originals, images, labels, targeted
                    settings) -> BoundedResult:
     """A BoundedResult whose probabilities are re-predicted from `images` (and the one-restart record
     made from them when none is given)."""
-    from kerascnn.attacks.loop import predict_proba
 
     probabilities = predict_proba(model, images)
     if correct_per_restart is None:
@@ -73,7 +71,7 @@ def bounded_result(model, attack, norm, eps, originals, images, labels, targeted
 
 
 @dataclass
-class MinimalResult:
+class MinimalResult(Repredicted):
     """The smallest perturbation found per image (attacks.minimal), re-predicted from the arrays."""
     norm: str                       # the norm minimised: "l2" or "linf"
     originals: np.ndarray           # (N, H, W, C) float32 in [0, 1]
@@ -85,10 +83,6 @@ class MinimalResult:
     clean_probabilities: np.ndarray  # (N, K) float64 of the originals
     seconds: float
     settings: dict
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
 
     @property
     def success(self) -> np.ndarray:
@@ -126,7 +120,6 @@ def _finite(value: float) -> float | None:
 
 
 def minimal_result(model, norm, originals, images, labels, target, confidence, seconds, settings) -> MinimalResult:
-    from kerascnn.attacks.loop import predict_proba
 
     return MinimalResult(norm, originals, images.astype(np.float32), np.asarray(labels, np.int64), target, confidence,
                          predict_proba(model, images), predict_proba(model, originals), seconds, settings)

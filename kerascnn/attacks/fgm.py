@@ -19,9 +19,10 @@ import time
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.batching import batch_size as fitting
+from kerascnn.attacks.bounded_results import bounded_result
 from kerascnn.attacks.loop import _tape, as_batch, cached, model_shape
+from kerascnn.errors import BadValue
+from kerascnn.model.batching import batch_size as fitting
 
 #: The threat models: the largest pixel change, or the Euclidean length of the change (pixels in [0, 1]).
 NORMS = ("linf", "l2")
@@ -142,7 +143,6 @@ def fgm(model, images: np.ndarray, labels, eps, *, norm: str = "linf", targeted:
     images (N, H, W, C) in [0, 1]; labels (N,): true classes, or targets when `targeted`; eps one
     radius or one per image. One step, no random start: the ball's surface is reached at once.
     """
-    from kerascnn.attacks.bounded_results import bounded_result
 
     shape, num_classes = model_shape(model)
     check_norm(norm)

@@ -9,7 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
+from kerascnn.model.predict import predict_logits, softmax
 
 ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-7
 #: The Gaussian noise the nontargeted and targeted attacks start from (grey, pixel std 0.25).
@@ -229,6 +230,5 @@ def start_noise(count: int, shape: tuple[int, ...], seed: int, clip: bool = True
 
 def predict_proba(model, images: np.ndarray) -> np.ndarray:
     """Class probabilities (N, K) float64 re-predicted from the arrays a result returns."""
-    from kerascnn.subject import predict_logits, softmax
 
     return softmax(predict_logits(model, images))

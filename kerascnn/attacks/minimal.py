@@ -25,10 +25,21 @@ import time
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.batching import batch_size as fitting
+from kerascnn.attacks.bounded_results import minimal_result
 from kerascnn.attacks.fgm import _labels, check_norm, clip_eta, norm_of, per_image
-from kerascnn.attacks.loop import Progress, _tape, as_batch, cached, check_class, check_settings, model_shape
+from kerascnn.attacks.loop import (
+    Progress,
+    _tape,
+    as_batch,
+    cached,
+    check_class,
+    check_settings,
+    model_shape,
+    predict_proba,
+)
+from kerascnn.errors import BadValue
+from kerascnn.model.batching import batch_size as fitting
+from kerascnn.model.predict import predict_logits
 
 #: FMN's published settings: alpha from ALPHA to ALPHA / 100, gamma from 0.05 to 0.001.
 ALPHA = {"l2": 1.0, "linf": 10.0}
@@ -113,8 +124,6 @@ def minimal(model, images: np.ndarray, labels=None, *, norm: str = "l2", target:
     each perturbation's norm (0 where the original already meets the goal, inf where none was found),
     and what the model says, re-predicted from the returned arrays.
     """
-    from kerascnn.attacks.bounded_results import minimal_result
-    from kerascnn.subject import predict_logits
 
     shape, num_classes = model_shape(model)
     check_norm(norm)
@@ -161,7 +170,6 @@ def _compile(model, norm: str, targeted: bool, odds: float, alpha: float):
 
 def meets_goal(model, images: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
     """(N,) bool, from the model's own predictions of the arrays (the same function results use)."""
-    from kerascnn.attacks.loop import predict_proba
 
     probabilities = predict_proba(model, images)
     predicted = probabilities.argmax(axis=1)

@@ -17,10 +17,12 @@ import time
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.batching import batch_size as fitting
+from kerascnn.attacks.bounded_results import bounded_result
 from kerascnn.attacks.fgm import _labels, check_norm, clip_eta, fgm_step, norm_of, per_image, per_image_eps
 from kerascnn.attacks.loop import Progress, as_batch, cached, check_settings, model_shape
+from kerascnn.errors import BadValue
+from kerascnn.model.batching import batch_size as fitting
+from kerascnn.model.predict import predict_logits
 
 #: Madry et al.'s MNIST step: 0.01 at eps 0.3, 40 steps (the step is eps / 30 at every eps).
 STEP_FRACTION = 1 / 30
@@ -84,7 +86,6 @@ def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: in
     going on past the boundary (examples that transfer better to other models). progress(steps_done,
     images_fooled, N) after each batch.
     """
-    from kerascnn.attacks.bounded_results import bounded_result
 
     shape, num_classes = model_shape(model)
     check_norm(norm)
@@ -139,7 +140,6 @@ def _compile_pgd(model, norm: str, targeted: bool, rand_init: bool, stop_when_fo
 
 
 def _predicted(model, images: np.ndarray) -> np.ndarray:
-    from kerascnn.subject import predict_logits
 
     return predict_logits(model, images).argmax(axis=1)
 

@@ -9,8 +9,19 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class Repredicted:
+    """What every attack result shares: `probabilities` (N, K), re-predicted by the model from the
+    images the attack returns (never what its loop believed), and the class each is predicted as."""
+    probabilities: np.ndarray
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """(N,) the class each returned image is predicted as."""
+        return self.probabilities.argmax(axis=1)
+
+
 @dataclass
-class AttackResult:
+class AttackResult(Repredicted):
     """Images grown from Gaussian noise (nontargeted, targeted), one per target class."""
     kind: str                       # "nontargeted" or "targeted"
     images: np.ndarray              # (N, H, W, C) float32; in [0, 1] unless clip=False
@@ -23,10 +34,6 @@ class AttackResult:
     confidence: float | None = None  # success needs this probability too (None: the prediction alone)
     guide: np.ndarray | None = None  # (H, W, C) the image a targeted attack stays close to
     class_names: tuple | None = None  # names of the classes, for figures (None: the numbers)
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
 
     @property
     def probability(self) -> np.ndarray:
@@ -72,7 +79,7 @@ class AttackResult:
 
 
 @dataclass
-class NoiseResult:
+class NoiseResult(Repredicted):
     """Source images, the noise found for each, and what the model says before and after."""
     target: int
     originals: np.ndarray               # (N, H, W, C) float32 in [0, 1]
@@ -91,10 +98,6 @@ class NoiseResult:
     @property
     def original_predicted(self) -> np.ndarray:
         return self.original_probabilities.argmax(axis=1)
-
-    @property
-    def predicted(self) -> np.ndarray:
-        return self.probabilities.argmax(axis=1)
 
     @property
     def target_probability(self) -> np.ndarray:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
 from kerascnn.attacks.fgm import check_eps, check_norm, clip_eta, cross_entropy, direction
 from kerascnn.attacks.loop import Progress, _tape, as_batch, cached, check_class, model_shape
+from kerascnn.errors import BadValue
+from kerascnn.model.predict import predict_logits
 
 
 @dataclass
@@ -88,6 +89,5 @@ def _compile(model, norm: str):
 
 
 def _predicted(model, images: np.ndarray) -> np.ndarray:
-    from kerascnn.subject import predict_logits
 
     return predict_logits(model, images).argmax(axis=1)

@@ -15,13 +15,28 @@ Options (holding a TrainConfig) and no Subject.
 from __future__ import annotations
 
 import importlib
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Experiment(Protocol):
+    """The contract every experiment module keeps (the contract test checks each against it)."""
+    Options: type
+
+    def run(self, subject: Any, options: Any, progress: Any = None) -> Any: ...
+
+    def figures(self, result: Any) -> dict: ...
+
+    def table(self, result: Any) -> Any: ...
+
+    def summary(self, result: Any) -> str: ...
 
 #: The experiments that study one model, in the report's order.
 ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "explain", "faithfulness",
               "nontargeted", "targeted", "noise", "explain_attack", "robustness_study")
 
 
-def get(name: str):
+def get(name: str) -> Experiment:
     """The experiment module `name` (imported on first use: no work at import time)."""
     if name not in ON_A_MODEL + ("compare",):
         raise KeyError(f"no experiment {name!r}")

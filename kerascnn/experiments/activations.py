@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn.data.tasks import Pick, pick
+from kerascnn.errors import BadValue
 from kerascnn.experiments.common import class_name
-from kerascnn.tasks import Pick, pick
-
+from kerascnn.model.predict import softmax
+from kerascnn.outputs.document import Table
 
 #: At most this many layers by default (evenly spread over the convolutions: first and last included).
 DEFAULT_LAYERS = 4
@@ -65,7 +66,6 @@ def activations(subject, image: np.ndarray, layers=None) -> ActivationMaps:
     convolution layers), float32 (h, w, channels) each, and the class probabilities, in one call."""
     import keras
 
-    from kerascnn.subject import softmax
 
     if layers is not None and not list(layers):
         raise BadValue("layers", "is empty: name at least one layer with (h, w, channels) output")
@@ -118,7 +118,6 @@ def figures(result: ActivationMaps) -> dict:
 
 
 def table(result: ActivationMaps):
-    from kerascnn.document import Table
 
     rows = []
     for name, maps in result.maps.items():

@@ -2,9 +2,9 @@
 
 `run(Options(...))` trains the assignment's network with and without batch norm for each seed
 (through `training.train`, one folder per run under OUT/runs/, so an interrupted study resumes and a
-finished run is reused) and aggregates them (`kerascnn.seeds`): per run the test accuracy, epoch
+finished run is reused) and aggregates them (`kerascnn.study.seeds`): per run the test accuracy, epoch
 times and the first iteration at which validation accuracy reached the threshold; per variant the
-curves as mean and min-max band over seeds; and a verdict in plain sentences (`kerascnn.verdict`).
+curves as mean and min-max band over seeds; and a verdict in plain sentences (`kerascnn.study.verdict`).
 
 It studies a recipe on a task, not a given model, so its `run` takes no Subject.
 """
@@ -16,9 +16,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from kerascnn import BadValue
-from kerascnn.seeds import CompareResult, RunRecord, aggregate
-from kerascnn.training import TrainConfig
+from kerascnn.errors import BadValue
+from kerascnn.outputs import locks, store
+from kerascnn.outputs.document import Table
+from kerascnn.study import parallel
+from kerascnn.study.seeds import CompareResult, RunRecord, aggregate
+from kerascnn.training import fit as training
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.precision import resolve_precision
 
 VARIANTS = (("cnn", False), ("cnn_bn", True))
 
@@ -32,7 +37,7 @@ class Options:
     threshold: float = 0.98          # the validation accuracy whose first crossing is counted
     out_dir: str = "runs/compare"    # runs go into OUT/runs/<cnn|cnn_bn>_seed<S>/
     jobs: int = 1                    # runs at a time, each in its own process with cores // jobs threads
-                                     # (1: one after the other in this process; see kerascnn.parallel)
+                                     # (1: one after the other in this process; see kerascnn.study.parallel)
 
     def check(self) -> None:
         if self.seeds < 1:
@@ -60,19 +65,17 @@ class Options:
 
 def _recipe_key(train_config: TrainConfig) -> dict:
     """What a finished run folder must have been trained with to be reused (everything but its place)."""
-    from kerascnn.training import resolve_precision
 
     key = asdict(train_config)
     key.pop("out_dir")
-    key.pop("devices")  # the replicas compute one device's run (kerascnn.devices)
-    key.pop("fused_batchnorm")  # the same arithmetic either way (kerascnn.batchnorm)
+    key.pop("devices")  # the replicas compute one device's run (kerascnn.training.devices)
+    key.pop("fused_batchnorm")  # the same arithmetic either way (kerascnn.model.batchnorm)
     key["precision"] = resolve_precision(train_config.precision)
     return key
 
 
 def load_finished(train_config: TrainConfig) -> RunRecord | None:
     """The finished run in train_config.out_dir when it was trained with the same recipe, else None."""
-    from kerascnn import store
 
     out = Path(train_config.out_dir)
     try:
@@ -93,8 +96,7 @@ def load_finished(train_config: TrainConfig) -> RunRecord | None:
 def train_run(config: TrainConfig, label: str, progress: Callable[[str], None], verbose: int | str = 0,
               data=None, indent: str = "    ") -> RunRecord:
     """Trains one run of the study into config.out_dir (recipe.json written once it has finished)."""
-    from kerascnn import locks, store, training
-    from kerascnn.callbacks import epoch_lines
+    from kerascnn.training.callbacks import epoch_lines
 
     name = "cnn_bn" if config.batchnorm else "cnn"
     progress(f"{label}: training {config.epochs} epoch(s) -> {config.out_dir}")
@@ -122,7 +124,6 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None, v
     its run's label). verbose: passed to Keras (1: its progress bar; serial runs only). Raises
     training.TrainingInterrupted (parallel.Interrupted with jobs > 1) on Ctrl-C; the same call resumes.
     """
-    from kerascnn import parallel
 
     options.check()
     records: dict[int, RunRecord] = {}
@@ -161,7 +162,6 @@ def figures(result: CompareResult) -> dict:
 
 
 def table(result: CompareResult):
-    from kerascnn.document import Table
 
     rows = []
     for row in result.table():

@@ -1,4 +1,4 @@
-"""Explain one image: a map per method (kerascnn.attributions) of the pixels that raise one class's
+"""Explain one image: a map per method (kerascnn.explain.attributions) of the pixels that raise one class's
 logit, the predicted class by default. Faithfulness scores and the randomisation check are the
 experiment `faithfulness`; maps of an attacked image beside the clean one are `explain_attack`.
 """
@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn.attributions import LABELS, Settings
+from kerascnn.data.tasks import Pick, pick
 from kerascnn.experiments.common import class_name
-from kerascnn.tasks import Pick, pick
+from kerascnn.explain import attributions
+from kerascnn.explain.attributions import LABELS, Settings
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -90,7 +92,6 @@ def completeness_of(maps, i: int = 0) -> dict | None:
 
 
 def run(subject, options: Options, progress=None) -> Explanation:
-    from kerascnn import attributions
 
     settings = options.settings.check()
     layer = attributions.gradcam_layer(subject, settings.layer) if "gradcam" in settings.methods else None
@@ -114,7 +115,6 @@ def arrays(result: Explanation) -> dict:
 
 
 def table(result: Explanation):
-    from kerascnn.document import Table
 
     rows = []
     for m, v in result.maps.items():

@@ -9,11 +9,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.attributions import LABELS, Settings
+from kerascnn import attacks
+from kerascnn.data.tasks import Pick, pick
+from kerascnn.errors import BadValue
 from kerascnn.experiments import noise as noise_experiment
-from kerascnn.experiments.common import class_name, resolve_class
-from kerascnn.tasks import Pick, pick
+from kerascnn.experiments.common import attack_settings, class_name, resolve_class
+from kerascnn.experiments.explain import Explanation, completeness_of
+from kerascnn.explain import attributions
+from kerascnn.explain.attributions import LABELS, Settings
+from kerascnn.explain.faithfulness import spearman
+from kerascnn.outputs.document import Table
 
 ATTACKS = ("noise",)
 
@@ -50,10 +55,6 @@ class Result:
 
 
 def run(subject, options: Options, progress=None) -> Result:
-    from kerascnn import attacks, attributions
-    from kerascnn.experiments.explain import Explanation, completeness_of
-    from kerascnn.experiments.common import attack_settings
-    from kerascnn.faithfulness import spearman
 
     if options.attack not in ATTACKS:
         raise BadValue("attack", f"must be one of {', '.join(ATTACKS)}, got {options.attack!r}")
@@ -92,7 +93,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     names = result.clean.class_names
     c, a = result.clean, result.adversarial

@@ -1,5 +1,5 @@
 """Which map to believe: deletion and insertion scores of every method over `count` test images,
-against a random pixel order, and the model-randomisation check (kerascnn.faithfulness says how).
+against a random pixel order, and the model-randomisation check (kerascnn.explain.faithfulness says how).
 Each image's map explains its predicted class; the curves follow P(predicted class).
 """
 from __future__ import annotations
@@ -8,8 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.attributions import LABELS, Settings
+from kerascnn.errors import BadValue
+from kerascnn.experiments.explain import target_class
+from kerascnn.explain import attributions, faithfulness
+from kerascnn.explain.attributions import LABELS, Settings
+from kerascnn.explain.faithfulness import area
+from kerascnn.outputs.document import Table
 
 #: Orders every map is scored against: chance, and the image as its own map (brightest pixels first:
 #: with a black baseline on MNIST it already puts the ink, all that deletion can remove, first).
@@ -70,7 +74,6 @@ class Result:
         return next(iter(self.correlation.values())).shape[1] if self.correlation else 0
 
     def auc(self, kind: str, order: str) -> np.ndarray:
-        from kerascnn.faithfulness import area
 
         return area(getattr(self, kind)[order])
 
@@ -106,8 +109,6 @@ class Result:
 def run(subject, options: Options, progress=None) -> Result:
     import time
 
-    from kerascnn import attributions, faithfulness
-    from kerascnn.experiments.explain import target_class
 
     options.check()
     settings = options.settings.check()
@@ -145,7 +146,6 @@ def _randomisation(subject, images, targets, trained: dict, settings: Settings, 
     {method: [image 0's map per stage]}). A black background is 0 in every black-baseline map
     (integrated gradients, occlusion) whatever the weights, so all-pixel correlations stay high for
     them; the non-black pixels say whether the ranking within the image depends on the weights."""
-    from kerascnn import attributions, faithfulness
 
     if not len(images):
         return [], {}, {}, {}
@@ -177,7 +177,6 @@ def figures(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     def spread(values):
         return f"{np.mean(values):.3f} \u00b1 {np.std(values):.3f}"

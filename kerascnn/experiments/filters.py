@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -82,7 +83,6 @@ def figures(result: FilterWeights) -> dict:
 
 
 def table(result: FilterWeights):
-    from kerascnn.document import Table
 
     w = result.weights
     rows = [[f, f"{w[i].min():.4f}", f"{w[i].max():.4f}", f"{np.abs(w[i]).mean():.4f}", f"{result.bias[i]:.4f}"]

@@ -28,7 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn.errors import BadValue
+from kerascnn.experiments.filters import filter_weights
+from kerascnn.model.batching import batch_size
+from kerascnn.outputs.document import Table
 
 #: keras-io's start: uniform noise of this half-width around grey (in [0, 1] units).
 NOISE = 0.0625
@@ -145,10 +148,9 @@ def _ascent_step(extractor, inner: int, leak: float):
 def maximize(subject, layer: str, filters: list[int], *, steps: int, step_rms: float, seed: int, leak: float = LEAK):
     """(layer read, images (F, H, W, C), mean inner activation before (F,) and after (F,)) for `filters`.
     Each image's ascent is its own (the step is normalised per image), so the filters go through in
-    batches as large as the model allows (kerascnn.batching) with the same result."""
+    batches as large as the model allows (kerascnn.model.batching) with the same result."""
     import keras
 
-    from kerascnn.batching import batch_size
 
     read_from, before, after = responses(subject, layer)
     extractor = keras.Model(subject.logits_model.inputs[0], [before, after])
@@ -174,7 +176,6 @@ def maximize(subject, layer: str, filters: list[int], *, steps: int, step_rms: f
 
 
 def run(subject, options: Options, progress=None) -> Result:
-    from kerascnn.experiments.filters import filter_weights
 
     options.check()
     weights = filter_weights(subject, options.layer, options.filter)
@@ -199,7 +200,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     rows, marked = [], []
     for i, f in enumerate(result.weights.filters):

@@ -12,8 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn.attacks.fgm import check_norm
+from kerascnn.attacks.loop import check_settings
+from kerascnn.attacks.minimal import minimal
+from kerascnn.errors import BadValue
 from kerascnn.experiments.common import class_name, model_label
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -24,8 +28,6 @@ class Options:
     steps: int = 300                 # FMN steps (more change the median by < 1% on MNIST)
 
     def check(self) -> None:
-        from kerascnn.attacks.fgm import check_norm
-        from kerascnn.attacks.loop import check_settings
 
         check_norm(self.norm)
         check_settings(steps=self.steps)
@@ -61,7 +63,6 @@ def _median(values: np.ndarray) -> float | None:
 
 
 def run(subject, options: Options, progress=None) -> Result:
-    from kerascnn.attacks.minimal import minimal
 
     options.check()
     task = subject.task
@@ -95,7 +96,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     r, names = result.attack, result.class_names
     d = r.distance

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn import attacks
+from kerascnn.attacks.minimal import minimal
+from kerascnn.attacks.results import NoiseResult
+from kerascnn.errors import BadValue
 from kerascnn.experiments.common import attack_settings, class_name, resolve_class
+from kerascnn.outputs.document import Table
 
 #: The assignment's target (make the digits a 4) and number of sources (the first of six other digits).
 ASSIGNMENT_TARGET = 4
@@ -94,7 +98,6 @@ def _sources(task, options: Options, target: int):
 def run(subject, options: Options, progress=None) -> Result:
     from dataclasses import replace
 
-    from kerascnn import attacks
 
     options.check()
     task = subject.task
@@ -119,8 +122,6 @@ def run(subject, options: Options, progress=None) -> Result:
 
 def smallest_noise(model, sources, target: int, labels, options: Options, progress=None):
     """attacks.NoiseResult of the smallest noise in `options.norm` reaching P(target) >= confidence (FMN)."""
-    from kerascnn.attacks.minimal import minimal
-    from kerascnn.attacks.results import NoiseResult
 
     found = minimal(model, sources, target=target, confidence=options.confidence, norm=options.norm,
                     steps=options.steps, progress=progress)
@@ -145,7 +146,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     r, names = result.attack, result.attack.class_names
     rows, marked = [], []

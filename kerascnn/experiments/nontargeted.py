@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kerascnn import attacks
 from kerascnn.experiments.common import attack_settings, attack_table_rows
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -34,7 +36,6 @@ class Result:
 def run(subject, options: Options, progress=None) -> Result:
     from dataclasses import replace
 
-    from kerascnn import attacks
 
     result = attacks.nontargeted(subject.logits_model, attacks.parse_classes(options.classes, subject.num_classes),
                                  seed=options.seed, confidence=options.confidence, progress=progress,
@@ -53,7 +54,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     r = result.attack
     return Table(["target", "predicted", "P(pred)", "P(target)", "steps", "success"],

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.attacks.pgd import STEP_FRACTION
+from kerascnn.attacks.fgm import check_epsilons, check_norm, fgm
+from kerascnn.attacks.loop import check_settings
+from kerascnn.attacks.pgd import STEP_FRACTION, pgd
+from kerascnn.errors import BadValue
 from kerascnn.experiments.common import model_label
+from kerascnn.outputs.document import Table
 
 ATTACKS = ("fgsm", "pgd")
 #: eps of the curve when none are given: Madry et al.'s MNIST range for linf; a matching L2 range.
@@ -37,11 +40,9 @@ class Options:
     count: int = 1000                # the first `count` test images
     sanity: int = 100                # images attacked at a huge eps, where accuracy must reach 0 (0: skip)
     seed: int = 0
-    batch_size: int | None = None    # images per attack call (None: as many as fit; kerascnn.batching)
+    batch_size: int | None = None    # images per attack call (None: as many as fit; kerascnn.model.batching)
 
     def resolved(self) -> "Options":
-        from kerascnn.attacks.fgm import check_epsilons, check_norm
-        from kerascnn.attacks.loop import check_settings
 
         check_norm(self.norm)
         attacks = tuple(dict.fromkeys("fgsm" if a == "fgm" else a for a in self.attacks))
@@ -73,7 +74,7 @@ class Result:
     class_names: tuple | None = None
     gradient_steps: dict = field(default_factory=dict)  # attack -> image-gradient evaluations (upper bound)
     example_predictions: dict = field(default_factory=dict)  # attack -> (E, k) predicted classes of `examples`
-    eps_model_units: list = field(default_factory=list)  # each eps in the model's own input units (kerascnn.domain)
+    eps_model_units: list = field(default_factory=list)  # each eps in the model's own input units (kerascnn.model.domain)
 
     @property
     def clean_accuracy(self) -> float:
@@ -124,8 +125,6 @@ def huge_eps(norm: str, shape) -> float:
 def run(subject, options: Options, progress=None) -> Result:
     import time
 
-    from kerascnn.attacks.fgm import fgm
-    from kerascnn.attacks.pgd import pgd
 
     options = options.resolved()
     images, labels = subject.task.test()
@@ -209,7 +208,6 @@ def figures(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     o = result.options
     header = ["eps"] + [attack_label(a, o.norm) for a in result.correct]

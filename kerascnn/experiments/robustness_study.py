@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kerascnn import SAVED_MODELS
 from kerascnn.experiments import minimal, robustness, transfer, universal
+from kerascnn.model.subject import Subject
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -44,7 +47,6 @@ class Result:
 
 
 def run(subject, options: Options, progress=None) -> Result:
-    from kerascnn.subject import Subject
 
     subjects = [subject] + [Subject.load(path, subject.task, domain=subject.domain if subject.domain.given_by_user else None)
                              for path in options.others]
@@ -76,7 +78,6 @@ def figures(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     eps = result.curves[0].options.eps
     attacked = [e for e in eps if e > 0]
@@ -113,7 +114,6 @@ def summary(result: Result) -> str:
 
 def shipped_others(subject) -> tuple:
     """On MNIST with the shipped cnn: the other shipped models present (cnn_bn, cnn_pgd)."""
-    from kerascnn import SAVED_MODELS
 
     shipped = SAVED_MODELS.resolve()
     if subject.path is None or subject.path.resolve().parent.parent != shipped or not subject.task.is_mnist:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kerascnn import attacks
 from kerascnn.experiments.common import attack_settings, attack_table_rows, class_name, resolve_class
+from kerascnn.outputs.document import Table
 
 #: The assignment's guide: the first test 7.
 ASSIGNMENT_GUIDE = 7
@@ -41,7 +43,6 @@ class Result:
 def run(subject, options: Options, progress=None) -> Result:
     from dataclasses import replace
 
-    from kerascnn import attacks
 
     task = subject.task
     if options.index is not None:
@@ -65,7 +66,6 @@ def arrays(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     r = result.attack
     return Table(["class", "predicted", "P(pred)", "P(class)", "steps", "mse", "success"],

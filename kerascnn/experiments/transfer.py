@@ -18,9 +18,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn import BadValue
-from kerascnn.attacks.pgd import STEP_FRACTION
+from kerascnn import attacks
+from kerascnn.attacks.fgm import check_eps, check_norm
+from kerascnn.attacks.loop import check_settings
+from kerascnn.attacks.pgd import STEP_FRACTION, pgd
+from kerascnn.attacks.universal_perturbation import fit_universal
+from kerascnn.data.tasks import to_float
+from kerascnn.errors import BadValue
 from kerascnn.experiments.common import class_name, model_label
+from kerascnn.outputs.document import Table
 
 
 @dataclass
@@ -35,8 +41,6 @@ class Options:
     seed: int = 0
 
     def check(self) -> None:
-        from kerascnn.attacks.fgm import check_eps, check_norm
-        from kerascnn.attacks.loop import check_settings
 
         check_norm(self.norm)
         check_eps(self.eps)
@@ -72,10 +76,6 @@ class Result:
 
 
 def run(sources: list, evals: list, options: Options, progress=None) -> Result:
-    from kerascnn import attacks
-    from kerascnn.attacks.pgd import pgd
-    from kerascnn.attacks.universal_perturbation import fit_universal
-    from kerascnn.tasks import to_float
 
     options.check()
     if not sources or not evals:
@@ -114,7 +114,6 @@ def figures(result: Result) -> dict:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     o = result.options
     header = ["made on"] + [f"{e}: accuracy" for e in result.evals] + [f"{e}: turned" for e in result.evals]

@@ -16,8 +16,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kerascnn import BadValue
+from kerascnn import attacks
+from kerascnn.attacks.fgm import check_eps, check_norm
+from kerascnn.attacks.universal_perturbation import fit_universal
+from kerascnn.data.tasks import to_float
+from kerascnn.errors import BadValue
+from kerascnn.experiments import noise as noise_exp
 from kerascnn.experiments.common import attack_settings, class_name, model_label, resolve_class
+from kerascnn.outputs.document import Table
 
 #: The assignment's target.
 ASSIGNMENT_TARGET = 4
@@ -36,7 +42,6 @@ class Options:
     seed: int = 0
 
     def check(self) -> None:
-        from kerascnn.attacks.fgm import check_eps, check_norm
 
         check_norm(self.norm)
         if self.eps is not None:
@@ -55,7 +60,7 @@ class Result:
     source: str            # which test image the one-image noise was made for
     model: str
     class_names: tuple | None = None
-    eps_model_units: float | list | None = None  # eps in the model's own input units (kerascnn.domain)
+    eps_model_units: float | list | None = None  # eps in the model's own input units (kerascnn.model.domain)
 
     @property
     def eps(self) -> float:
@@ -83,10 +88,6 @@ def noise_norm(noise: np.ndarray, norm: str) -> float:
 
 
 def run(subject, options: Options, progress=None) -> Result:
-    from kerascnn import attacks
-    from kerascnn.attacks.universal_perturbation import fit_universal
-    from kerascnn.experiments import noise as noise_exp
-    from kerascnn.tasks import to_float
 
     options.check()
     task, model = subject.task, subject.logits_model
@@ -132,7 +133,6 @@ def _row(name: str, u) -> list:
 
 
 def table(result: Result):
-    from kerascnn.document import Table
 
     target = class_name(result.class_names, result.fit.target)
     rows = [_row("one image's noise", result.one), _row(f"universal, fitted on {result.fit.settings['fit_images']}",

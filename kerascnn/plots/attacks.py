@@ -11,8 +11,19 @@ import math
 import numpy as np
 from matplotlib.lines import Line2D
 
-from kerascnn.plots.common import (BAD, DIVERGING, GOOD, MUTED, WRONG, class_label, is_rgb, new_figure,
-                                   show_digit, signed_map, symmetric_limit)
+from kerascnn.plots.common import (
+    BAD,
+    DIVERGING,
+    GOOD,
+    MUTED,
+    WRONG,
+    class_label,
+    is_rgb,
+    new_figure,
+    show_digit,
+    signed_map,
+    symmetric_limit,
+)
 
 __all__ = ["attack_images", "noise_rows", "universal_pairs"]
 

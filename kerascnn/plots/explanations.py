@@ -11,9 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerascnn.attributions import LABELS
-from kerascnn.plots.common import (BAD, DIVERGING, GOOD, MUTED, WRONG, brightness, class_label, is_rgb, new_figure,
-                                   show_digit, symmetric_limit)
+from kerascnn.explain.attributions import LABELS
+from kerascnn.plots.common import (
+    BAD,
+    DIVERGING,
+    GOOD,
+    MUTED,
+    WRONG,
+    brightness,
+    class_label,
+    is_rgb,
+    new_figure,
+    show_digit,
+    symmetric_limit,
+)
 
 __all__ = ["explanation_row", "draw_map", "method_label", "faithfulness_curves", "randomisation_curves",
            "randomisation_maps", "attack_explanations"]

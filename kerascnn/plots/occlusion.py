@@ -11,8 +11,7 @@ import textwrap
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from kerascnn.plots.common import (BAD, GOOD, MUTED, WRONG, brightness, class_label, new_figure, plural,
-                                   show_digit)
+from kerascnn.plots.common import BAD, GOOD, MUTED, WRONG, brightness, class_label, new_figure, plural, show_digit
 
 __all__ = ["occlusion_grid", "occlusion_map", "MAX_THUMBNAILS"]
 

@@ -6,8 +6,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from kerascnn.outputs.store import column
 from kerascnn.plots.common import BAD, GOOD, WRONG, class_label, image_grid, mark_below, new_figure, plural
-from kerascnn.store import column
 
 __all__ = ["moving_average", "loss_curves", "accuracy_curves", "prediction_grid", "confusion_figure"]
 

@@ -1,0 +1,88 @@
+"""How kerascnn.export.exporter writes each format: the float32 twin of a mixed-precision model, the model
+behind the serving contract, and the writer of a SavedModel folder, an .onnx file or a .tflite file
+(with the class names inside). export() checks what these write before it is put in place.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from kerascnn.errors import UserError, first_line
+
+METADATA_KEY = "kerascnn"  # the JSON of {"class_names", ...} in a .onnx or .tflite file's metadata
+
+
+def float32_twin(model):
+    """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
+    import keras
+
+    changed = []
+
+    def float32(config: dict):  # every dict of the model's config, innermost first
+        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") != "float32":
+            changed.append(config["config"]["name"])
+            return "float32"
+        return config
+
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=float32)
+    if not changed:
+        return model
+    try:
+        twin = keras.saving.deserialize_keras_object(config)
+        twin.set_weights(model.get_weights())
+    except Exception as e:
+        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
+    return twin
+
+
+def serving_model(model, shape):
+    """`model` behind the contract: input `images`, float32 `logits` and `probabilities`."""
+    import keras
+
+    images = keras.Input(shape, dtype="float32", name="images")
+    logits = keras.layers.Activation("linear", dtype="float32", name="logits")(model(images, training=False))
+    probabilities = keras.layers.Softmax(dtype="float32", name="probabilities")(logits)
+    serving = keras.Model(images, {"logits": logits, "probabilities": probabilities}, name="serving")
+    serving(np.zeros((1, *(d or 1 for d in shape)), np.float32))  # Keras' exporters want a called model
+    return serving
+
+
+def write(format: str, serving, tmp: Path, info: dict) -> None:
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec((None, *info["input_shape"]), tf.float32, name="images")]
+    if format == "savedmodel":
+        import keras
+
+        archive = keras.export.ExportArchive()
+        archive.track(serving)
+        archive.add_endpoint("serving_default", lambda images: serving(images, training=False), input_signature=spec)
+        archive.add_endpoint("class_names", lambda: {"class_names": tf.constant(info["class_names"])},
+                             input_signature=[])
+        archive.write_out(os.fspath(tmp), verbose=False)
+        (tmp / "assets.extra").mkdir(exist_ok=True)
+        (tmp / "assets.extra" / "class_names.txt").write_text("".join(n + "\n" for n in info["class_names"]))
+    elif format == "onnx":
+        import onnx
+
+        with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx touches np.object
+            warnings.simplefilter("ignore", FutureWarning)
+            serving.export(os.fspath(tmp), format="onnx", input_signature=spec, verbose=False)
+        proto = onnx.load(os.fspath(tmp))
+        onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(info)})
+        onnx.save(proto, os.fspath(tmp))
+    else:
+        from tensorflow.lite.python import schema_py_generated as schema
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        serving.export(os.fspath(tmp), format="litert", input_signature=spec, verbose=False)
+        flat = flatbuffer_utils.read_model_from_bytearray(bytearray(tmp.read_bytes()))
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(json.dumps(info).encode(), np.uint8)
+        flat.buffers.append(buffer)
+        flat.metadata = [*(flat.metadata or []), schema.MetadataT(name=METADATA_KEY, buffer=len(flat.buffers) - 1)]
+        tmp.write_bytes(flatbuffer_utils.convert_object_to_bytearray(flat))

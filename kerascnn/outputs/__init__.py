@@ -1,0 +1,1 @@
+"""Writing: atomic files (store), our own output folders (folders), locks, and documents."""

@@ -1,0 +1,1 @@
+"""The report: a loop over the experiments (build) and its training section."""

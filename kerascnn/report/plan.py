@@ -1,0 +1,92 @@
+"""The report's plan: which experiments it runs, in which order, with which options, for a task and
+a model (the assignment's choices on MNIST, the same by role elsewhere; fewer images and steps for
+a model of real size)."""
+from __future__ import annotations
+
+from kerascnn.data.tasks import Pick, Task
+from kerascnn.experiments import (
+    activations,
+    evaluation,
+    explain,
+    explain_attack,
+    faithfulness,
+    filters,
+    maximize,
+    noise,
+    nontargeted,
+    occlusion,
+    robustness_study,
+    targeted,
+)
+from kerascnn.explain.attributions import METHODS, Settings
+from kerascnn.model.batching import activations_per_image
+
+
+def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
+    """(section id, title, experiment, Options) in the report's order, for this task and model: on
+    MNIST the assignment's choices (the first 7 and 9, conv2's filter 23), else the same by role."""
+
+    def class_pick(mnist_digit: int, fallback: int) -> Pick:
+        k = mnist_digit if task.is_mnist else min(fallback, task.num_classes - 1)
+        return Pick(class_name=task.label(k))
+
+    convs = subject.conv_layers()
+    heavy = is_heavy(subject)
+    steps = [("evaluation", "Test predictions", "evaluation", evaluation.Options())]
+    if convs:
+        steps.append(("filters", f"Filters of {convs[0]}", "filters", filters.Options(layer=convs[0])))
+    if len(convs) > 1:
+        count = int(subject.model.get_layer(convs[1]).kernel.shape[-1])
+        chosen = 23 if task.is_mnist and count > 23 else 0
+        steps.append((f"filters_{convs[1]}", f"Filter {chosen} of {convs[1]}", "filters",
+                      filters.Options(layer=convs[1], filter=chosen)))
+    # a model of real size: the first layer's filters (its extractor is one layer, not the network)
+    look = (convs[0] if heavy else convs[-1]) if convs else None
+    steps += [(f"maximize_{look}", f"What the filters of {look} look for", "maximize",
+               maximize.Options(layer=look))] if convs else []
+    first = class_pick(7, 0)
+    if subject.spatial_layers():
+        steps.append(("activations", "Activation maps", "activations", activations.Options(pick=first)))
+    for digit, fallback in ((7, 0), (9, 1)):
+        pick = class_pick(digit, fallback)
+        steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
+                      occlusion.Options(pick=pick, map=not heavy or digit == 7)))
+    maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"))
+    # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
+    small = HEAVY_OPTIONS if heavy else {}
+    steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
+               explain.Options(pick=first, settings=maps)),
+              ("faithfulness", "Which explanation to believe", "faithfulness",
+               faithfulness.Options(settings=maps, **small.get("faithfulness", {})))]
+    steps += [("nontargeted", "Adversarial: images from noise", "nontargeted",
+               nontargeted.Options(**small.get("nontargeted", {}))),
+              ("targeted", "Adversarial: look-alikes of a test image", "targeted",
+               targeted.Options(**small.get("targeted", {}))),
+              ("noise", "Adversarial: noise towards one class", "noise", noise.Options(**small.get("noise", {}))),
+              ("explain_attack", f"Explaining the noise attack on the first {first.class_name}", "explain_attack",
+               explain_attack.Options(pick=first, settings=maps, noise=noise.Options(**small.get("noise", {}))))]
+
+    steps.append(("robustness", "Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer",
+                  "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject),
+                                                               **small.get("robustness_study", {}))))
+    return steps
+
+
+#: A model whose activations per image exceed this many floats (the assignment's network: 42,000;
+#: a MobileNetV2 at 224 px: 21.8 million) is of real size: the report takes HEAVY_OPTIONS.
+HEAVY = 2_000_000
+
+
+HEAVY_OPTIONS = {
+    "faithfulness": {"count": 10, "randomise": 3},
+    "nontargeted": {"steps": 100},
+    "targeted": {"steps": 100},
+    "noise": {"steps": 100, "universal": 20},
+    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20},
+}
+
+
+def is_heavy(subject) -> bool:
+    """Whether the report should take HEAVY_OPTIONS for this model (its activations per image)."""
+
+    return activations_per_image(subject.logits_model) > HEAVY

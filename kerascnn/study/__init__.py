@@ -1,0 +1,1 @@
+"""Studies over seeds: their statistics, the verdict, and the worker processes that run them."""
