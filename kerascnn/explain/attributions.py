@@ -78,6 +78,8 @@ def parse_methods(spec) -> tuple[str, ...]:
     names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec)]
     if names == ["all"]:
         return METHODS
+    if "" in names and len(names) > 1:  # 'saliency,,gradcam': a name left out, as --eps 0.1,,0.2 is refused
+        raise BadValue("method", f"an empty name in {spec!r}: choose from {', '.join(METHODS)} (comma-separated)")
     names = [{"ig": "integrated-gradients", "grad-cam": "gradcam"}.get(m, m) for m in names if m]
     unknown = [m for m in names if m not in METHODS]
     if unknown or not names:
@@ -217,14 +219,19 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True) -> np.nda
     return tf.image.resize(cams[..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
 
 
+#: The occlusion attribution's positions a side on large images (stride 1 up to 32 + patch - 1 pixels).
+ATTRIBUTION_SIDE = 32
+
+
 def occlusion(model, images, targets, patch: int, stride: int | None = None) -> np.ndarray:
     """Per pixel, the mean drop of the target's logit (clean minus occluded) over the positions of a
     black `patch` square that cover it: (N, H, W). Positive: covering it hurts. `stride` None: 1, or
-    more on large images (experiments.occlusion.map_stride_for), so that the copies stay few."""
+    more on large images (explain.occlusion.map_stride_for, ATTRIBUTION_SIDE), so that the copies stay few."""
 
     out = []
     for image, target in zip(np.asarray(images, np.float32), np.asarray(targets)):
-        step = stride or map_stride_for(image.shape, patch)
+        # per pixel the drops of every covering position are averaged: 32 positions a side suffice
+        step = stride or map_stride_for(image.shape, patch, side=ATTRIBUTION_SIDE)
         rows, cols = patch_positions(image.shape[0], image.shape[1], patch, step)
         clean = float(predict_logits(model, image[None])[0, target])
         drops = clean - predict_occluded(model, image, rows, cols, patch, 0.0)[:, target].astype(np.float64)

@@ -210,8 +210,8 @@ def occlude(model, image: np.ndarray, label: int | None = None, *, patch: int = 
 MAP_SIDE = 64
 
 
-def map_stride_for(shape: tuple[int, ...], patch: int) -> int:
-    """The map's stride: 1 (every position) while that is at most MAP_SIDE positions a side, else the
+def map_stride_for(shape: tuple[int, ...], patch: int, side: int = MAP_SIDE) -> int:
+    """The map's stride: 1 (every position) while that is at most `side` positions a side, else the
     smallest stride that keeps it so (a 224-pixel image with patch 112: stride 2, 57 x 57 positions)."""
     positions = min(shape[:2]) - patch + 1
-    return max(1, -(-positions // MAP_SIDE))
+    return max(1, -(-positions // side))

@@ -78,7 +78,7 @@ HEAVY = 2_000_000
 
 
 HEAVY_OPTIONS = {
-    "faithfulness": {"count": 10, "randomise": 3},
+    "faithfulness": {"count": 4, "randomise": 0},   # randomisation re-draws every weighted layer: 100+ here
     "nontargeted": {"steps": 100},
     "targeted": {"steps": 100},
     "noise": {"steps": 100, "universal": 20},
