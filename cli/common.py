@@ -16,10 +16,11 @@ from pathlib import Path
 
 import click
 
+from cli.domain_options import domain_options
 from kerascnn import RUNS as TRAIN_RUNS
+from kerascnn.data.sources import check_dataset_exists, is_idx_folder
 from kerascnn.data.tasks import Pick, Task, check_dataset_name
 from kerascnn.errors import BadValue, UserError
-from kerascnn.model.domain import InputDomain, check_preprocess, parse_range
 from kerascnn.model.subject import Subject
 from kerascnn.training.config import default_out_dir
 
@@ -150,57 +151,34 @@ def check_class_spec(ctx, param, value):
     return value
 
 
-# ---------------------------------------------------------------------------- the input domain
-class InputRange(click.ParamType):
-    """--input-range LO,HI: two finite numbers, LO < HI (kerascnn.model.domain.parse_range)."""
-    name = "LO,HI"
-
-    def convert(self, value, param, ctx):
-
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_range(value)
-        except BadValue as e:
-            self.fail(e.message, param, ctx)
+# ---------------------------------------------------------------------------- the subject
+def _check_data_dir(ctx, param, value):
+    if value is None:
+        return value
+    if not str(value).strip():
+        raise click.BadParameter("is empty: give a folder of images by class, of IDX files, or of tensorflow_datasets")
+    if not os.path.isdir(value):
+        raise click.BadParameter(f"{value} is not a folder")
+    return value
 
 
-class Preprocess(click.ParamType):
-    """--preprocess NAME: a keras.applications preprocess_input mode or family."""
-    name = "NAME"
-
-    def convert(self, value, param, ctx):
-
-        try:
-            return check_preprocess(value)
-        except BadValue as e:
-            self.fail(e.message, param, ctx)
-
-
-def domain_options(func):
-    """--input-range and --preprocess: what the model takes, when the model cannot say so itself;
-    the command receives `domain` (a kerascnn.model.domain.InputDomain, or None: inferred from the model)."""
-    @click.option("--preprocess", type=Preprocess(), default=None,
-                  help="The model takes keras.applications' preprocess_input of 0-255 pixels: a mode "
-                       "(tf: [-1, 1]; torch: ImageNet mean/std; caffe: BGR minus the ImageNet mean) or a "
-                       "family (mobilenet_v2, resnet50, vgg16, xception, inception_v3, densenet, ...).")
-    @click.option("--input-range", type=InputRange(), default=None,
-                  help="The range of pixel values the model takes, e.g. 0,255 or -1,1. Default: read off "
-                       "the model (a leading Rescaling or Normalization layer means 0,255), else 0,1.")
+def _one_task(func):
+    """--dataset and --data-dir name the task two ways: given both, refuse (exit 2) rather than ignore one."""
     @functools.wraps(func)
-    def wrapper(*args, input_range, preprocess, **kwargs):
-
-        if input_range is not None and preprocess is not None:
-            raise click.UsageError("give --input-range or --preprocess, not both")
-        return func(*args, domain=InputDomain.given(input_range, preprocess), **kwargs)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        explicit = ctx.get_parameter_source("dataset") == click.core.ParameterSource.COMMANDLINE
+        if explicit and kwargs.get("data_dir") is not None:
+            raise click.UsageError("give --dataset or --data-dir, not both (--data-dir holds its own dataset)")
+        return func(*args, **kwargs)
     return wrapper
 
 
-# ---------------------------------------------------------------------------- the subject
 def task_options(func):
     """--dataset and --data-dir: the task (its images and classes)."""
+    func = _one_task(func)
     func = click.option(
-        "--data-dir", type=click.Path(file_okay=False), default=None,
+        "--data-dir", type=click.Path(file_okay=False), default=None, callback=_check_data_dir,
         help="A folder of images by class (DIR/train/<class>/*.png and DIR/test/<class>/*, or DIR/<class>/* "
              "split by seed), a folder of IDX files, or a tensorflow_datasets folder. Default: "
              "$TFDS_DATA_DIR, else tfds' own folder (downloading if needed).")(func)
@@ -209,11 +187,17 @@ def task_options(func):
         help="A tensorflow-datasets image classification dataset: mnist, fashion_mnist, kmnist, cifar10, ...")(func)
 
 
+def _check_model_path(ctx, param, value):
+    if value is not None and not str(value).strip():
+        raise click.BadParameter("is empty: give a .keras file or a run folder")
+    return value
+
+
 def subject_options(func):
     """--model, --dataset, --data-dir; the command receives `subject`: a function that loads the
     model and its task when called (after the options are parsed, inside `guarded`)."""
     @task_options
-    @click.option("--model", "model_path", type=click.Path(), default=None,
+    @click.option("--model", "model_path", type=click.Path(), default=None, callback=_check_model_path,
                   help="A .keras image classifier, or a run folder of `kerascnn train` (holding model.keras). "
                        "Default: the pretrained saved_models/cnn for MNIST; runs/<dataset>_cnn otherwise.")
     @domain_options
@@ -241,12 +225,18 @@ def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool 
     work: a refused --out costs nothing."""
     quiet_tensorflow()
 
+    check_dataset_exists(dataset, data_dir)
     task = Task(dataset, data_dir)
     if model_path is None and not (dataset == "mnist" and data_dir is None):
         model_path = default_out_dir(task, False)
         if not (Path(model_path) / "model.keras").is_file():
-            raise UserError(f"no model for {task.name}: pass --model, or train one first with "
-                            f"`kerascnn train {task_args(dataset, data_dir)}` (it writes {model_path}/)")
+            if task.input_shape == (28, 28, 1) and task.num_classes == 10:
+                click.echo(f"no --model: the shipped MNIST cnn serves {task.name} (28x28x1 images, 10 classes)",
+                           err=True)
+                model_path = None
+            else:
+                raise UserError(f"no model for {task.name}: pass --model, or train one first with "
+                                f"`kerascnn train {task_args(dataset, data_dir)}` (it writes {model_path}/)")
     subject = Subject.load(model_path, task, domain=domain)
     say_domain(subject)
     if out_dir is not None and command is not None:
@@ -280,6 +270,11 @@ def image_options(func=None, *, required: bool = True):
     @functools.wraps(func)
     def wrapper(*args, class_name, digit, index, image_file, **kwargs):
 
+        if digit is not None:
+            params = click.get_current_context().params
+            data_dir = params.get("data_dir")
+            if params.get("dataset", "mnist") != "mnist" or (data_dir is not None and not is_idx_folder(data_dir)):
+                raise click.BadParameter("is MNIST's: for this dataset use --class NAME|N", param_hint="'--digit'")
         given = sum(v is not None for v in (class_name, digit, index, image_file))
         if given == 0 and not required:
             return func(*args, pick=None, **kwargs)

@@ -74,8 +74,12 @@ def emit(experiment, result, out_dir: str, command: str, *, force: bool = False,
 @contextlib.contextmanager
 def progress_bar(label: str, steps: int, show_done: bool = True):
     """A progress bar on stderr; yields the `progress(steps_done, images_done, total)` callback.
-    Click draws it only on a terminal; elsewhere it prints the label once. The bar starts at the
-    first report, so that a value refused before any work leaves the one line of its error alone."""
+    Drawn only on a terminal: elsewhere (a log, a pipe) it prints nothing, since a bare label there is
+    noise. The bar starts at the first report, so that a value refused before any work leaves the one
+    line of its error alone."""
+    if not _is_terminal(sys.stderr):
+        yield lambda steps_done, images_done, total: None
+        return
     with contextlib.ExitStack() as stack:
         bar, seen = [], [0]
 
@@ -88,6 +92,13 @@ def progress_bar(label: str, steps: int, show_done: bool = True):
             seen[0] = steps_done
 
         yield progress
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def scaled_progress(progress, steps: int = 100):

@@ -5,7 +5,8 @@ import time
 
 import click
 
-from cli.common import domain_options, guarded, quiet_tensorflow, task_options
+from cli.common import guarded, quiet_tensorflow, task_options
+from cli.domain_options import domain_options
 from kerascnn.report.build import ReportConfig, build_report
 
 

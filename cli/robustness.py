@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from cli.common import build_subject, default_of, domain_options, finite, guarded, subject_options, task_options
+from cli.common import build_subject, default_of, finite, guarded, subject_options, task_options
+from cli.domain_options import domain_options
 from cli.output import emit, json_option, out_options, progress_bar
 from kerascnn import SAVED_MODELS
 from kerascnn.attacks.fgm import check_epsilons
@@ -80,6 +81,7 @@ def robustness(subject, attacks, norm, eps, steps, step_fraction, restarts, coun
     from kerascnn.experiments import robustness as experiment
 
     subject = subject(command="robustness")
+    subject.task.check_count(count)  # more than the test split: refused, as --index is
     options = Options(attacks=attacks, norm=norm, eps=eps, steps=steps, step_fraction=step_fraction,
                       restarts=restarts, count=count, sanity=sanity, seed=seed)
     with progress_bar(f"robustness ({norm})", steps * restarts) as progress:

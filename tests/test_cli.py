@@ -39,7 +39,7 @@ def test_bad_model_files_get_one_line(tmp_path, monkeypatch, idx_dir, content):
 def test_missing_model_and_data_name_what_is_missing(tmp_path, monkeypatch, tiny_model_path):
     monkeypatch.chdir(tmp_path)
     result = cli("evaluate", "--model", tiny_model_path, "--data-dir", tmp_path / "nothing-here")
-    assert_one_line_error(result, "not a folder", exit_code=1)
+    assert_one_line_error(result, "--data-dir", exit_code=2)  # refused at parse time, naming the option
     result = cli("evaluate", "--model", "/nonexistent/model.keras")
     assert_one_line_error(result, "model file not found: /nonexistent/model.keras", exit_code=1)
     result = cli("evaluate", "--dataset", "Not A Name")

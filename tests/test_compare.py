@@ -98,6 +98,18 @@ def test_verdict_on_accuracy(plain, bn, accuracy, helped, words):
     assert v.speed == "no clear difference" and "about the same point" in v.sentence
 
 
+def test_a_variant_at_chance_level_is_not_compared_and_every_parenthesis_closes():
+    records = runs([0.9047], [0.1135])
+    for record in records:
+        record.metrics["classes"] = [str(k) for k in range(10)]
+    v = aggregate(records).verdict
+    assert v.accuracy == "unknown" and v.sentence.startswith("Not compared: the run with batch norm (11.35%)")
+    assert "at chance level (10.00% for 10 classes)" in v.sentence and "train longer" in v.sentence
+    for plain, bn in (([0.99], [0.98]), ([0.990, 0.991, 0.992], [0.993, 0.994, 0.995]), ([0.9047], [0.1135])):
+        sentence = aggregate(runs(plain, bn)).verdict.sentence  # without class names: compared as before
+        assert sentence.count("(") == sentence.count(")"), sentence
+
+
 def test_a_difference_within_the_seed_spread_is_no_clear_difference():
     # +0.13 points, as one reference report found, but seeds spread over 0.3 points
     result = aggregate(runs([0.9880, 0.9910, 0.9895], [0.9893, 0.9923, 0.9908]))

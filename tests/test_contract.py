@@ -547,6 +547,21 @@ def test_noise_and_universal(case):
     assert d["universal"]["fraction_target"] == pytest.approx(float(np.mean(q.argmax(1) == target)))
 
 
+@pytest.mark.parametrize("name", ["activations", "occlusion", "explain", "explain_attack"])
+def test_every_experiment_about_one_image_records_it_under_the_same_keys(name, digits):
+    """index, label and class_name: the test image's (by --index here), or null for a picture file."""
+    from kerascnn.explain.attributions import Settings
+    from kerascnn.experiments.noise import Options as NoiseOptions
+
+    experiment = get(name)
+    extra = {"explain": {"settings": Settings(methods=("saliency",))},
+             "explain_attack": {"settings": Settings(methods=("saliency",)), "noise": NoiseOptions(steps=2)}}
+    result = experiment.run(digits.subject, experiment.Options(pick=Pick(index=5), **extra.get(name, {})))
+    d = json.loads(store.dumps_json(result.to_dict()))
+    label = int(digits.y_test[5])
+    assert (d["index"], d["label"], d["class_name"]) == (5, label, digits.class_names[label])
+
+
 def test_every_experiment_keeps_the_protocol():
     """Options, run, figures, table and summary, checked as a type; a module without them is not one."""
     import types

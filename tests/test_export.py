@@ -118,6 +118,18 @@ def test_every_consumer_runs_the_export_like_the_keras_model(subject, format, tm
     assert sorted(os.listdir(tmp_path)) == [FILE_NAME[format]]  # no temporary left beside it
 
 
+def test_tflite_s_documented_first_steps_work_on_the_saved_model(rgb, tmp_path):
+    """TFLiteConverter.from_saved_model(dir).convert(), then the interpreter's first input: the snippet
+    of TensorFlow Lite's guide, which a second signature broke (IndexError: no inputs)."""
+    import tensorflow as tf
+
+    out = _export(rgb, tmp_path / FILE_NAME["savedmodel"], format="savedmodel").path
+    interpreter = tf.lite.Interpreter(model_content=tf.lite.TFLiteConverter.from_saved_model(os.fspath(out)).convert())
+    interpreter.allocate_tensors()
+    details = interpreter.get_input_details()[0]
+    assert tuple(details["shape"][1:]) == (32, 32, 3) and details["dtype"] == np.float32
+
+
 @pytest.mark.parametrize("format", FORMATS)
 def test_the_class_names_travel_inside_the_artifact(rgb, format, tmp_path):
     from kerascnn.export.exporter import read_class_names
@@ -127,8 +139,9 @@ def test_the_class_names_travel_inside_the_artifact(rgb, format, tmp_path):
     if format == "savedmodel":
         import tensorflow as tf
 
-        names = tf.saved_model.load(os.fspath(out)).signatures["class_names"]()["class_names"].numpy()
-        assert [n.decode() for n in names] == list("abcde")
+        loaded = tf.saved_model.load(os.fspath(out))
+        assert list(loaded.signatures) == ["serving_default"]  # one: TFLite's converter takes the first
+        assert [n.decode() for n in loaded.class_names[0].numpy()] == list("abcde")
         assert (out / "assets.extra" / "class_names.txt").read_text().split("\n") == [*"abcde", ""]
 
 

@@ -503,3 +503,65 @@ def test_a_refused_out_is_refused_before_any_work(command, place, idx_dir, monke
     result = run(command, monkeypatch, model, idx_dir, out)
     line = error_line(result, exit_code=1)
     assert "was not written by kerascnn" in line and "ran before" not in result.output, line
+
+
+# ---------------------------------------------------------------------------- (f) one-line errors at parse time
+def _folders(tmp_path):
+    """(an image folder of 2 RGB classes, not MNIST; a folder of one class; a missing folder)."""
+    import numpy as np
+
+    from kerascnn.data.folders import write_image_folder
+
+    rng = np.random.default_rng(0)
+    two, one = tmp_path / "pets", tmp_path / "single"
+    images = rng.integers(0, 256, (6, 8, 8, 3)).astype(np.uint8)
+    write_image_folder(two, images, np.arange(6) % 2, ("cat", "dog"), None)
+    write_image_folder(one, images, np.zeros(6, int), ("cat",), None)
+    return two, one, tmp_path / "missing"
+
+
+PARSE_ERRORS = [
+    # (arguments given the IDX folder, the image folder, the one-class folder, the missing one), fragment
+    (lambda idx, two, one, missing: ["occlude", "--digit", 7, "--model", ""], "--model"),
+    (lambda idx, two, one, missing: ["occlude", "--class", 7, "--dataset", "no_such_dataset"],
+     "not a tensorflow-datasets image dataset"),
+    (lambda idx, two, one, missing: ["occlude", "--digit", 7, "--data-dir", ""], "--data-dir"),
+    (lambda idx, two, one, missing: ["occlude", "--digit", 7, "--data-dir", missing], "--data-dir"),
+    (lambda idx, two, one, missing: ["occlude", "--digit", 7, "--data-dir", two], "--digit"),
+    (lambda idx, two, one, missing: ["train", "--data-dir", idx, "--dataset", "mnist"], "not both"),
+    (lambda idx, two, one, missing: ["robustness", "--data-dir", idx, "--count", 20000], "--count"),
+    (lambda idx, two, one, missing: ["explain", "--digit", 7, "--data-dir", idx, "--method", "saliency,,gradcam"],
+     "--method"),
+    (lambda idx, two, one, missing: ["train", "--data-dir", one, "--epochs", 1], "at least 2 classes"),
+]
+
+
+@pytest.mark.parametrize("args, fragment", PARSE_ERRORS, ids=[f"row{i}" for i in range(len(PARSE_ERRORS))])
+def test_a_value_no_run_can_use_is_one_line_exit_2(args, fragment, tmp_path, idx_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    two, one, missing = _folders(tmp_path)
+    before = tree(tmp_path)
+    result = cli(*args(idx_dir, two, one, missing), "--out", tmp_path / "out")
+    line = error_line(result, exit_code=2)
+    assert fragment in line, line
+    assert tree(tmp_path) == before
+
+
+def test_an_mnist_shaped_idx_folder_is_served_by_the_shipped_model(tmp_path, idx_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no runs/ here: no model trained for this task
+    result = cli("evaluate", "--data-dir", idx_dir, "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    assert "the shipped MNIST cnn serves" in result.stderr
+    d = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert d["model"] == str(SAVED_MODELS / "cnn" / "model.keras") and d["count"] == 200
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.name in ("robustness", "attack noise", "attack minimal")],
+                         ids=str)
+def test_no_bare_progress_label_when_stderr_is_not_a_terminal(command, place, idx_dir, monkeypatch):
+    """A log or a pipe gets no progress label ('noise', 'robustness (linf)'): only what the command says."""
+    model, work = place
+    result = run(command, monkeypatch, model, idx_dir, work / "out")
+    assert result.exit_code == 0, result.output
+    label = {"robustness": "robustness (", "attack noise": "noise", "attack minimal": "minimal"}[command.name]
+    assert not any(line.strip().startswith(label) for line in result.stderr.splitlines()), result.stderr

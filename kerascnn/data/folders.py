@@ -11,7 +11,7 @@ import numpy as np
 
 from kerascnn.data import pictures
 from kerascnn.data.arrays import Arrays, make_arrays
-from kerascnn.errors import UserError
+from kerascnn.errors import BadValue, UserError
 from kerascnn.outputs import store
 
 #: the suffixes image_dataset_from_directory reads (compared in lower case)
@@ -56,6 +56,9 @@ def layout(folder: Path) -> str | None:
 
 def _index(folder: Path) -> tuple[list[str], list[Path], np.ndarray]:
     classes = _class_folders(folder)
+    if len(classes) < 2:
+        raise BadValue("data_dir", f"{folder} holds {len(classes)} class folder{'s' if len(classes) != 1 else ''} "
+                                   f"({', '.join(classes) or 'none'}): a classifier needs at least 2 classes")
     files = [_files_of(folder / name) for name in classes]
     labels = [label for label, f in enumerate(files) for _ in f]
     return classes, [path for f in files for path in f], np.array(labels, np.int64)

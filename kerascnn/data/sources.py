@@ -25,7 +25,7 @@ import numpy as np
 
 from kerascnn.data import folders
 from kerascnn.data.arrays import Arrays, make_arrays
-from kerascnn.errors import UserError, first_line
+from kerascnn.errors import BadValue, UserError, first_line
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -125,6 +125,23 @@ def _can_reach(host: tuple[str, int], timeout: float = 5.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def check_dataset_exists(dataset: str, data_dir: str | None = None) -> None:
+    """BadValue("dataset") when `dataset` is not one tensorflow-datasets knows (before a model is
+    looked for): the image datasets it names at once, any other through tfds' registry (no download)."""
+    if data_dir is not None or dataset.split(":")[0].split("/")[0] in IMAGE_DATASETS:
+        return
+    import tensorflow_datasets as tfds
+
+    try:
+        tfds.builder_cls(dataset.split(":")[0].split("/")[0])
+    except tfds.core.registered.DatasetNotFoundError:
+        names = tfds.list_builders(with_community_datasets=False)
+        close = difflib.get_close_matches(dataset.split("/")[0].split(":")[0], names, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise BadValue("dataset", f"{dataset!r} is not a tensorflow-datasets image dataset{hint}; image "
+                                  f"classification ones include {', '.join(IMAGE_DATASETS)}") from None
 
 
 def _image_builder(dataset: str, data_dir: str | None):

@@ -156,6 +156,13 @@ class Task:
             raise BadValue("index", f"must be between 0 and {count - 1} (test images of {self.name}), got {index}")
         return int(index)
 
+    def check_count(self, count: int, param: str = "count") -> int:
+        """A number of test images to take from the start: at most the test split's size."""
+        available = len(self.arrays().y_test)
+        if not 1 <= count <= available:
+            raise BadValue(param, f"must be between 1 and {available} (test images of {self.name}), got {count}")
+        return int(count)
+
     def splits(self, val_size: int | None = None, seed: int = 0, subset: int | None = None) -> Splits:
         """Train / validation / test. `subset` keeps only the first N training images (before the
         hold-out); `val_size` None holds out `default_val_size` of them. The hold-out is seeded; the

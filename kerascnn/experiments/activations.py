@@ -46,13 +46,15 @@ class ActivationMaps:
     class_names: tuple | None = None
     label: int | None = None   # the image's true class, when known
     description: str = ""      # the image, for titles
+    index: int | None = None   # its test-set index (None for a picture file)
 
     @property
     def pred(self) -> int:
         return int(np.argmax(self.probabilities))
 
     def to_dict(self) -> dict:
-        return {"image": self.description, "label": self.label,
+        return {"image": self.description, "index": self.index, "label": self.label,
+                "class_name": None if self.label is None else class_name(self.class_names, self.label),
                 "predicted": self.pred, "predicted_name": class_name(self.class_names, self.pred),
                 "probability": float(self.probabilities.max()),
                 "layers": {name: {"layer": self.layers[name], "shape": list(m.shape), "min": float(m.min()),
@@ -104,7 +106,7 @@ Result = ActivationMaps
 def run(subject, options: Options, progress=None) -> ActivationMaps:
     picked = pick(subject.task, options.pick)
     result = activations(subject, picked.image, options.layers)
-    result.label, result.description = picked.label, picked.description
+    result.label, result.description, result.index = picked.label, picked.description, picked.index
     return result
 
 

@@ -36,6 +36,7 @@ class Explanation:
     layer: str | None                  # Grad-CAM's layer (None when not asked for)
     description: str
     class_names: tuple | None = None
+    index: int | None = None           # the test-set index of the image (None for a picture file)
 
     @property
     def predicted(self) -> int:
@@ -60,7 +61,8 @@ class Explanation:
 
     def to_dict(self) -> dict:
         names = self.class_names
-        out = {"image": self.description, "label": self.label, "target": self.target,
+        out = {"image": self.description, "index": self.index, "label": self.label,
+               "class_name": None if self.label is None else class_name(names, self.label), "target": self.target,
                "target_name": class_name(names, self.target), "predicted": self.predicted,
                "probabilities": self.probabilities.round(6).tolist(), "methods": list(self.maps),
                "settings": {"ig_steps": self.settings.ig_steps, "smoothgrad_samples": self.settings.smoothgrad_samples,
@@ -101,7 +103,7 @@ def run(subject, options: Options, progress=None) -> Explanation:
     maps = attributions.explain(subject.logits_model, picked.image[None], target, settings, layer)
     return Explanation(picked.image, picked.label, int(target[0]), probabilities,
                        {m: v[0] for m, v in maps.maps.items()}, completeness_of(maps), maps.seconds, settings,
-                       layer, picked.description, subject.class_names)
+                       layer, picked.description, subject.class_names, picked.index)
 
 
 def figures(result: Explanation) -> dict:

@@ -46,7 +46,9 @@ class Result:
 
     def to_dict(self) -> dict:
         names = self.clean.class_names
-        return {"image": self.description, "attack": self.attack, "target": self.target,
+        return {"image": self.description, "index": self.clean.index, "label": self.clean.label,
+                "class_name": None if self.clean.label is None else class_name(names, self.clean.label),
+                "attack": self.attack, "target": self.target,
                 "target_name": class_name(names, self.target), "success": self.success, "steps_used": self.steps_used,
                 "noise": {"l2": float(np.sqrt(np.square(self.noise, dtype=np.float64).sum())),
                           "linf": float(np.abs(self.noise).max())},
@@ -72,7 +74,7 @@ def run(subject, options: Options, progress=None) -> Result:
     seconds = {m: s / 2 for m, s in maps.seconds.items()}
     clean, adversarial = (Explanation(images[i], picked.label, int(predicted[i]), probabilities[i],
                                       {m: v[i] for m, v in maps.maps.items()}, completeness_of(maps, i), seconds,
-                                      settings, layer, what, subject.class_names)
+                                      settings, layer, what, subject.class_names, picked.index)
                           for i, what in enumerate((picked.description, f"{picked.description}, attacked")))
     correlation = {m: float(spearman(np.abs(v[0]).ravel(), np.abs(v[1]).ravel())) for m, v in maps.maps.items()}
     return Result(clean, adversarial, attacked.noise[0], target, bool(attacked.success[0]),

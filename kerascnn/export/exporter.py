@@ -3,8 +3,8 @@
 One contract for every format: input `images` float32 (None, H, W, C) in [0, 1], outputs `logits`
 and `probabilities` float32 (None, K), and the K class names inside the artifact.
 
-- savedmodel: a folder from Keras' ExportArchive with signatures `serving_default` (the contract) and
-  `class_names` (no input; output `class_names`, a string tensor (K,)); the names are also in
+- savedmodel: a folder from Keras' ExportArchive with one signature, `serving_default` (the contract);
+  the class names are the string variable `tf.saved_model.load(dir).class_names[0]` (K,) and
   `assets.extra/class_names.txt`, one a line. Run by tf.saved_model.load, by the TFLite converter +
   interpreter, and by the TF1 session loader (the TF Serving kind).
 - onnx: a `.onnx` file from `model.export(format="onnx")` (tf2onnx), run by onnxruntime.

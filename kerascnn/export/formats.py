@@ -61,8 +61,10 @@ def write(format: str, serving, tmp: Path, info: dict) -> None:
         archive = keras.export.ExportArchive()
         archive.track(serving)
         archive.add_endpoint("serving_default", lambda images: serving(images, training=False), input_signature=spec)
-        archive.add_endpoint("class_names", lambda: {"class_names": tf.constant(info["class_names"])},
-                             input_signature=[])
+        # One serving signature only: a second (the class names) left TFLite's converter with an
+        # interpreter of no inputs. The names travel as a variable of the loaded object (and in assets.extra).
+        archive.add_variable_collection("class_names", [tf.Variable(info["class_names"], trainable=False,
+                                                                    name="class_names")])
         archive.write_out(os.fspath(tmp), verbose=False)
         (tmp / "assets.extra").mkdir(exist_ok=True)
         (tmp / "assets.extra" / "class_names.txt").write_text("".join(n + "\n" for n in info["class_names"]))

@@ -244,7 +244,9 @@ def aggregate(runs: list[RunRecord], recipe: dict | None = None, threshold: floa
     if not plain or not bn:
         raise ValueError("aggregate needs runs with and without batch norm")
     summary_plain, summary_bn = summarise(plain, threshold, points), summarise(bn, threshold, points)
-    return CompareResult(list(runs), summary_plain, summary_bn, judge(summary_plain, summary_bn, threshold),
+    classes = runs[0].metrics.get("classes")
+    chance = 1 / len(classes) if classes else None
+    return CompareResult(list(runs), summary_plain, summary_bn, judge(summary_plain, summary_bn, threshold, chance),
                          dict(recipe or {}), threshold)
 
 

@@ -45,9 +45,24 @@ def _ranges_apart(a: list[float], b: list[float]) -> int:
     return 0
 
 
-def judge(plain: VariantSummary, bn: VariantSummary, threshold: float = 0.98) -> Verdict:
-    """Whether batch norm helped, from the numbers alone (see the module docstring for the rule)."""
+#: A variant whose mean test accuracy is within this of chance (1 / classes) has not learnt: it is
+#: not compared with the other.
+NEAR_CHANCE = 0.05
+
+
+def judge(plain: VariantSummary, bn: VariantSummary, threshold: float = 0.98, chance: float | None = None) -> Verdict:
+    """Whether batch norm helped, from the numbers alone (see the module docstring for the rule).
+    `chance`: 1 / the number of classes (None: unknown); a variant near it is not compared."""
     diff = bn.accuracy_mean - plain.accuracy_mean
+    untrained = [(name, v) for name, v in (("without batch norm", plain), ("with batch norm", bn))
+                 if chance is not None and v.accuracy_mean <= chance + NEAR_CHANCE]
+    if untrained:
+        which = " and ".join(f"{name} ({v.accuracy_mean:.2%})" for name, v in untrained)
+        sentence = (f"Not compared: the run{'s' if len(untrained) > 1 else ''} {which} "
+                    f"{'are' if len(untrained) > 1 else 'is'} at chance level ({chance:.2%} for "
+                    f"{round(1 / chance)} classes), so {'they' if len(untrained) > 1 else 'it'} had too few steps to "
+                    f"learn; train longer (more --epochs, a larger --subset) before comparing.")
+        return Verdict("unknown", "unknown", "unknown", "no clear difference", 100 * diff, None, sentence)
     known = plain.count > 1 and bn.count > 1
     if known:
         standard_error = math.sqrt(plain.accuracy_std ** 2 / plain.count + bn.accuracy_std ** 2 / bn.count)
@@ -90,17 +105,17 @@ def _iterations(v: VariantSummary) -> str:
 
 def _sentence(plain, bn, diff, margin, accuracy, speed, epoch_time, helped, threshold) -> str:
     n = f"{bn.count} seed{'s' if bn.count != 1 else ''}"
-    accuracies = f"test accuracy {_acc(bn)} with it against {_acc(plain)} without ({100 * diff:+.2f} points"
+    accuracies = f"test accuracy {_acc(bn)} with it against {_acc(plain)} without ({100 * diff:+.2f} points)"
     if accuracy == "unknown":
         head = (f"With one seed per variant the spread between seeds is unknown, so this cannot tell whether "
                 f"batch norm helped: {accuracies}; run at least two seeds.")
     elif accuracy == "no clear difference":
         lead = {"yes": "Batch norm helped only in speed",
                 "no": "Batch norm did not help", "no clear difference": "No clear difference from batch norm"}[helped]
-        head = f"{lead} over {n}: {accuracies}; seeds alone account for differences up to {100 * margin:.2f} points)."
+        head = f"{lead} over {n}: {accuracies}; seeds alone account for differences up to {100 * margin:.2f} points."
     else:
         lead = "Batch norm helped" if accuracy == "better" else "Batch norm hurt"
-        head = f"{lead} over {n}: {accuracies}, more than the {100 * margin:.2f} points seeds alone account for)."
+        head = f"{lead} over {n}: {accuracies}, more than the {100 * margin:.2f} points seeds alone account for."
     to = f"{threshold:.0%} validation accuracy"
     medians = f"median iteration {_iterations(bn)} against {_iterations(plain)}"
     speed_text = {
