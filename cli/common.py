@@ -47,6 +47,14 @@ def quiet_tensorflow() -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)  # tfds' warnings about folders it looked into
+    if not os.environ.get("KERASCNN_VERBOSE_TF"):
+        # TensorFlow's "N out of the last N calls ... triggered tf.function retracing": every attack
+        # function is traced once per shape signature, but once per model too, and a study of three
+        # models (the report) makes TensorFlow count those first traces as retracing. Measured: no
+        # function of ours traces twice for one model (experimental_get_tracing_count() == 1).
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
 
 
 @contextlib.contextmanager

@@ -26,9 +26,12 @@ from kerascnn.report.build import ReportConfig, build_report
               help="Train cnn and cnn_bn afresh (the default recipe, into OUT/models/) instead of loading models.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="A folder written by `kerascnn compare`: its table, verdict and curves join the report.")
+@click.option("--sections", default=None, metavar="A,B,...",
+              help="Only these experiments (comma-separated): evaluation, filters, maximize, activations, "
+                   "occlusion, explain, faithfulness, nontargeted, targeted, noise, explain_attack, robustness_study.")
 @domain_options
 @guarded
-def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, domain):
+def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, domain, sections):
     """Run the whole study and write one self-contained report.html (and report.md).
 
     In order: the network and its parameters; training curves and test accuracy of the models; then
@@ -38,14 +41,16 @@ def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_
     report.html (readable offline, no scripts) and linked from report.md. Works for any model and
     dataset (--model, --dataset, --data-dir).
 
-    With the pretrained models it takes about 20 seconds on two CPU cores (the attacks most of it).
+    With the pretrained models it took 92-101 s on two quiet CPU cores (AMD EPYC, 2026-12-03; the
+    robustness section most of it); one line per section shows where it is.
 
     \b
     Example:  kerascnn report --out runs/report
     """
 
     config = ReportConfig(out_dir=out_dir, dataset=dataset, data_dir=data_dir, model=model, bn_model=bn_model,
-                          retrain=retrain, compare_dir=compare_dir, force=force, domain=domain)
+                          retrain=retrain, compare_dir=compare_dir, force=force, domain=domain,
+                          sections=None if sections is None else tuple(s.strip() for s in sections.split(",")))
     config.check()
     quiet_tensorflow()
 

@@ -457,3 +457,20 @@ def test_noise_on_real_mnist_with_the_pretrained_model(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["successes"] == 2
+
+
+def test_pgd_and_fmn_trace_once_for_every_batch_size(linear_model):
+    """One trace per model: the batch dimension is left open (a retrace per eps, restart or last batch
+    was what TensorFlow warned about in the report)."""
+    from kerascnn.attacks import minimal as fmn
+    from kerascnn.attacks import pgd as projected
+    from kerascnn.attacks.loop import cached
+
+    model = linear_model
+    rng = np.random.default_rng(0)
+    for n in (7, 12, 3):
+        x = rng.random((n, 28, 28, 1), dtype=np.float32)
+        projected.pgd(model, x, np.zeros(n, int), np.full(n, 0.1, np.float32), steps=3, batch_size=5)
+        fmn.minimal(model, x, steps=3, batch_size=5)
+    runs = [cached(model, key, lambda: None) for key in (("pgd", "linf", False, True, True), ("fmn", "l2", False, 0.0))]
+    assert [r.experimental_get_tracing_count() for r in runs] == [1, 1]

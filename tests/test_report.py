@@ -10,7 +10,7 @@ from kerascnn.errors import UserError
 from kerascnn.outputs.document import Image, Paragraph, Section, Table, render_html, render_markdown
 from kerascnn.report.build import ReportConfig, build_report
 from kerascnn.training.config import TrainConfig
-from tests.support import cli
+from tests.support import assert_one_line_error, cli
 
 EXPERIMENTS = ["Test predictions", "Filters of conv1", "Filter 23 of conv2", "Activation maps",
                "Occlusion of the first 7", "Occlusion of the first 9", "Adversarial: images from noise",
@@ -215,3 +215,16 @@ def test_rendering_escapes_text_and_aligns_numbers():
     assert 'alt="a &quot;figure&quot;"' in page
     md = render_markdown("T", ["meta"], sections)
     assert "| p\\|q | — |" in md and "|---|---:|" in md and "![a \"figure\"](f.png)" in md
+
+
+def test_sections_choose_the_experiments_and_a_wrong_name_is_one_line(tmp_path, idx_dir, tiny_model_path):
+    result = cli("report", "--out", tmp_path / "r", "--model", tiny_model_path, "--data-dir", idx_dir,
+                 "--sections", "evaluation,filters")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("[2/3]")]
+    assert lines == ["[2/3] experiment 1/3: Test predictions", "[2/3] experiment 2/3: Filters of conv1",
+                     "[2/3] experiment 3/3: Filter 23 of conv2"]  # MNIST-shaped IDX digits: the assignment's filter 23
+    bad = cli("report", "--out", tmp_path / "r2", "--model", tiny_model_path, "--data-dir", idx_dir,
+              "--sections", "evaluation,occlude")
+    assert_one_line_error(bad, "--sections: unknown 'occlude': choose from evaluation", exit_code=2)
+    assert not (tmp_path / "r2").exists()

@@ -161,7 +161,11 @@ def minimal(model, images: np.ndarray, labels=None, *, norm: str = "l2", target:
 def _compile(model, norm: str, targeted: bool, odds: float, alpha: float):
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    # One trace for every batch size: the signature leaves the batch dimension open.
+    signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64),
+                 tf.TensorSpec((), tf.int32)]
+
+    @tf.function(input_signature=signature)
     def run(x, labels, steps):
         return fmn_images(model, x, tf.cast(labels, tf.int32), steps, norm, targeted, odds, alpha)
 

@@ -131,7 +131,12 @@ def pgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", steps: in
 def _compile_pgd(model, norm: str, targeted: bool, rand_init: bool, stop_when_fooled: bool):
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    # One trace for every batch (eps values, restarts and the last partial batch change only sizes).
+    signature = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int64),
+                 tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32), tf.TensorSpec((), tf.int32),
+                 tf.TensorSpec((None,), tf.bool), tf.TensorSpec((2,), tf.int64)]
+
+    @tf.function(input_signature=signature)
     def run(x, labels, eps, step, steps, done, seed):
         return pgd_images(model, x, labels, eps, step, steps, norm, targeted=targeted, rand_init=rand_init,
                           seed=seed, stop_when_fooled=stop_when_fooled, done=done)[0]

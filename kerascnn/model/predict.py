@@ -34,7 +34,9 @@ def logits_fn(model):
 
     fn = _LOGITS_FNS.get(model)
     if fn is None:
-        fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), reduce_retracing=True)
+        # One trace for every batch size: the signature leaves the batch dimension open.
+        spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), tf.float32)
+        fn = tf.function(lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=[spec])
         _LOGITS_FNS[model] = fn
     return fn
 

@@ -19,7 +19,7 @@ from typing import Callable
 
 from kerascnn import SAVED_MODELS, __version__
 from kerascnn.data.tasks import Task
-from kerascnn.errors import UserError
+from kerascnn.errors import BadValue, UserError
 from kerascnn.experiments import (
     ON_A_MODEL,
     evaluation,
@@ -56,12 +56,17 @@ class ReportConfig:
     force: bool = False               # write into an out_dir kerascnn did not make (its files are kept)
     seed: int = 0
     domain: InputDomain | None = None  # what --model and --bn-model take (None: read off each model)
+    sections: tuple | None = None     # the experiments to run (names of ON_A_MODEL; None: all)
 
     @property
     def task(self) -> Task:
         return Task(self.dataset, self.data_dir)
 
     def check(self) -> None:
+        unknown = [s for s in (self.sections or ()) if s not in ON_A_MODEL]
+        if self.sections is not None and (unknown or not self.sections):
+            raise BadValue("sections", f"{'unknown ' + repr(unknown[0]) if unknown else 'none given'}: choose from "
+                                       f"{', '.join(ON_A_MODEL)} (comma-separated)")
 
         for name in self.options:
             if name not in ON_A_MODEL:
@@ -193,7 +198,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
             m.test = evaluation.run(m.subject, evaluation.Options()).evaluation
             progress(f"  {m.name} ({m.subject.path}): test accuracy {m.test.accuracy:.2%}")
         sections = [network_section(subject, task), training_section(models, figures, config.compare_dir)]
-        steps = plan(task, subject)
+        steps = [s for s in plan(task, subject) if config.sections is None or s[2] in config.sections]
         keras.utils.set_random_seed(config.seed)
         for number, (section_id, title, name, options) in enumerate(steps, start=1):
             progress(f"[2/3] experiment {number}/{len(steps)}: {title}")
