@@ -223,6 +223,9 @@ def say_domain(subject) -> None:
     (read off the model, or given); result.json records it either way."""
     if not subject.domain.identity:
         click.echo(subject.domain.notice(subject.name), err=True)
+    if subject.twin_of is not None:
+        click.echo(f"{subject.name} computes in {subject.twin_of}: the experiments run on its float32 twin "
+                   f"(the same weights), so that gradients keep their precision", err=True)
 
 
 def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool = False, command: str | None = None,

@@ -33,6 +33,7 @@ import numpy as np
 from kerascnn import __version__
 from kerascnn.errors import UserError, first_line
 from kerascnn.export import consumers, formats
+from kerascnn.model.twin import float32_twin
 from kerascnn.outputs import store
 from kerascnn.outputs.folders import pid_alive
 
@@ -91,7 +92,7 @@ def export(model, out: str | os.PathLike, *, format: str = "savedmodel", class_n
     out = _target(out, format)
 
     import tensorflow as tf
-    twin = formats.float32_twin(model)
+    twin = float32_twin(model)
     logits = np.asarray(twin.predict(images, batch_size=256, verbose=0), np.float32)
     probabilities = tf.nn.softmax(logits).numpy()
     twin_diff = None if twin is model else float(np.max(np.abs(

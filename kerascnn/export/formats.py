@@ -11,32 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn.errors import UserError, first_line
 
 METADATA_KEY = "kerascnn"  # the JSON of {"class_names", ...} in a .onnx or .tflite file's metadata
-
-
-def float32_twin(model):
-    """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
-    import keras
-
-    changed = []
-
-    def float32(config: dict):  # every dict of the model's config, innermost first
-        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") != "float32":
-            changed.append(config["config"]["name"])
-            return "float32"
-        return config
-
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=float32)
-    if not changed:
-        return model
-    try:
-        twin = keras.saving.deserialize_keras_object(config)
-        twin.set_weights(model.get_weights())
-    except Exception as e:
-        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
-    return twin
 
 
 def serving_model(model, shape):

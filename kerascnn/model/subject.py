@@ -25,6 +25,7 @@ from kerascnn.data.tasks import Task
 from kerascnn.errors import BadValue, UserError, first_line
 from kerascnn.model.domain import InputDomain, infer
 from kerascnn.model.predict import predict_logits, softmax
+from kerascnn.model.twin import computes_in, float32_twin
 
 # ---------------------------------------------------------------------------- numbers
 
@@ -108,6 +109,11 @@ class Subject:
         self.path = path
         where = str(path) if path else f"model {model.name}"
         self.input_shape, self.num_classes = classifier_shape(model, where)
+        # A mixed-precision model is studied through its float32 twin (same weights): bfloat16 gradients
+        # would weaken the attacks and break integrated gradients' completeness.
+        self.twin_of = computes_in(model)
+        if self.twin_of is not None:
+            self.model = model = float32_twin(model)
         self.domain = infer(model) if domain is None else domain
         self.domain.check_channels(self.input_shape[-1], where)
         self.own_logits_model, self.ends_in_softmax = strip_softmax(model)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import PercentFormatter
 
 from kerascnn.plots.common import (
     BAD,
@@ -196,9 +197,12 @@ def _per_class_bars(ax, result, names, target: str, inches: float) -> None:
     many = longest * 0.065 > 0.9 * inches / max(len(classes), 1)  # at 8 pt a character is ~0.065 in
     ax.set_xticks(where, [f"{class_label(names, c, 12)}\n(n={int((labels == c).sum())})" for c in classes],
                   fontsize=8, rotation=30 if many else 0, ha="right" if many else "center")
-    ax.set_xlabel(f"true class ((target): {target}'s own images are left out of \"turned\")", fontsize=9)
+    ax.set_xlabel(f"true class; {target}, the target, is marked: its own images are left out of \"turned\"",
+                  fontsize=9)
     ax.set_ylabel("fraction", fontsize=9)
-    ax.set_ylim(0, 1.12)
+    # the axis follows the bars (room above the tallest for its label), not a fixed 0-1
+    ax.set_ylim(0, min(1.12, max(0.05, 1.25 * max([*turned, *changed_frac], default=0.0))))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.tick_params(axis="y", labelsize=8)
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False, ncols=2)
     ax.spines[["top", "right"]].set_visible(False)

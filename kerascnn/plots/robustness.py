@@ -81,14 +81,19 @@ def universal_comparison(entries: list[tuple[str, np.ndarray, object]], names=No
     predicted as the target, turned into it (of those not already) and changed."""
     fig = new_figure(2.0 * len(entries) + 5.2, 3.4)
     grid = fig.add_gridspec(1, len(entries) + 2)
+    # one colour scale for every noise, so that the panels compare, and a bar that says what it means
+    limit = max(symmetric_limit(noise) for _, noise, _ in entries)
+    panels, image = [], None
     for i, (label, noise, _) in enumerate(entries):
         ax = fig.add_subplot(grid[0, i])
-        limit = symmetric_limit(noise)
-        ax.imshow(signed_map(noise), cmap="RdBu_r", vmin=-limit, vmax=limit)
+        panels.append(ax)
+        image = ax.imshow(signed_map(noise), cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"{label}\nL2 {np.sqrt(np.sum(np.square(noise, dtype=np.float64))):.2f}, "
                      f"Linf {np.max(np.abs(noise)):.3f}", fontsize=8)
+    fig.colorbar(image, ax=panels, shrink=0.7, location="bottom", pad=0.04,
+                 label="noise (fraction of the pixel range; blue darker, red brighter)")
     ax = fig.add_subplot(grid[0, len(entries):])
     kinds = ("predicted target", "turned", "changed")
     width = 0.8 / len(entries)

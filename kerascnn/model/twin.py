@@ -1,0 +1,46 @@
+"""The float32 twin of a mixed-precision model: the same weights, computing in float32.
+
+Gradients in bfloat16 keep 8 bits of mantissa: they weaken attacks and break integrated gradients'
+completeness, and ONNX Runtime and TFLite have no bfloat16 kernels. So the Subject studies, and
+export writes, a mixed-precision model through its twin.
+"""
+from __future__ import annotations
+
+import json
+
+from kerascnn.errors import UserError, first_line
+
+
+def computes_in(model) -> str | None:
+    """The first dtype policy below float32 among the model's layers (nested models included), or None."""
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop(0)
+        stack.extend(getattr(layer, "layers", []))
+        policy = getattr(getattr(layer, "dtype_policy", None), "name", "float32")
+        if policy != "float32":
+            return policy
+    return None
+
+
+def float32_twin(model):
+    """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
+    import keras
+
+    changed = []
+
+    def float32(config: dict):  # every dict of the model's config, innermost first
+        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") != "float32":
+            changed.append(config["config"]["name"])
+            return "float32"
+        return config
+
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=float32)
+    if not changed:
+        return model
+    try:
+        twin = keras.saving.deserialize_keras_object(config)
+        twin.set_weights(model.get_weights())
+    except Exception as e:
+        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
+    return twin
