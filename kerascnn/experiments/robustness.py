@@ -232,4 +232,18 @@ def summary(result: Result) -> str:
               f" At eps {result.sanity_eps:g} PGD leaves {result.sanity_accuracy:.0%} of {few} images correct.")
     return (f"{result.model}, clean accuracy {result.clean_accuracy:.1%} on {len(result.labels)} test images; under "
             f"attack: {'; '.join(parts)}.{sanity} Gradient-masking checks: "
-            + ("all passed." if not failed else f"FAILED: {', '.join(failed)} (treat these numbers as upper bounds)."))
+            + ("all passed." if not failed else f"FAILED: {', '.join(failed)} (treat these numbers as upper bounds). "
+               + " ".join(FIXES[k].format(steps=o.steps, fraction=o.step_fraction) for k in failed if k in FIXES)))
+
+
+#: What to change when a check fails (robustness's own settings first).
+FIXES = {
+    "pgd_never_above_fgsm": "PGD is weaker than one FGSM step somewhere: its {steps} steps of {fraction:.3g} eps "
+                            "cannot cross the ball; give --step-fraction about 2.5 / --steps (Madry et al.) or more "
+                            "--steps.",
+    "pgd_never_rises_with_eps": "PGD's accuracy rises with eps: raise --steps or --restarts; if it persists, the "
+                                "gradients are masked.",
+    "fgsm_never_rises_with_eps": "FGSM's accuracy rises with eps: one step overshoots; read PGD's numbers instead.",
+    "restarts_never_raise_accuracy": "a restart raised the accuracy: a bug; please report it.",
+    "zero_at_huge_eps": "PGD leaves images correct at a huge eps: the gradients are masked (or too few --steps).",
+}
