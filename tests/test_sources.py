@@ -170,11 +170,12 @@ def test_greyscale_folder_has_one_channel_and_a_colour_image_makes_three(tmp_pat
 def test_sixteen_bit_images_keep_their_range(tmp_path):
     for i, level in enumerate((3000, 60000)):
         for split in ("train", "test"):
-            (tmp_path / split / "a").mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.full((8, 8), level, np.uint16)).save(tmp_path / split / "a" / f"{i}.png")
+            for name in ("a", "b"):  # two classes: a classifier needs them
+                (tmp_path / split / name).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(np.full((8, 8), level, np.uint16)).save(tmp_path / split / name / f"{i}.png")
     arrays = sources.load(data_dir=str(tmp_path))
-    assert arrays.x_train.shape == (2, 8, 8, 1)
-    assert arrays.x_train[:, 0, 0, 0].tolist() == [round(3000 / 65535 * 255), round(60000 / 65535 * 255)]
+    assert arrays.x_train.shape == (4, 8, 8, 1)
+    assert arrays.x_train[:, 0, 0, 0].tolist() == [round(3000 / 65535 * 255), round(60000 / 65535 * 255)] * 2
 
 
 def test_folder_without_split_is_split_per_class_by_seed(tmp_path):
