@@ -48,8 +48,8 @@ class Result:
 
 def run(subject, options: Options, progress=None) -> Result:
 
-    subjects = [subject] + [Subject.load(path, subject.task, domain=subject.domain if subject.domain.given_by_user else None)
-                             for path in options.others]
+    shared = subject.domain if subject.domain.given_by_user else None  # given once for all; else read off each
+    subjects = [subject] + [Subject.load(path, subject.task, domain=shared) for path in options.others]
     curves = [robustness.run(s, robustness.Options(count=options.count)) for s in subjects]
     smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count)) for s in subjects]
                 for norm in ("l2", "linf")}

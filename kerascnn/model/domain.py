@@ -16,7 +16,7 @@ This module imports no TensorFlow: the CLI checks option values with it at parse
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -91,9 +91,6 @@ class InputDomain:
     def given_by_user(self) -> bool:
         """True when an option said it (so it holds for every model of the command)."""
         return self.source in ("--input-range", "--preprocess")
-
-    def with_source(self, source: str) -> "InputDomain":
-        return replace(self, source=source)
 
     def check_channels(self, channels: int, where: str) -> None:
         """BadValue("preprocess") when the preprocessing does not keep `channels` channels (the

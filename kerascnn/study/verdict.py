@@ -19,7 +19,6 @@ class VariantSummary(Protocol):
     epoch_seconds: float
 
 
-
 @dataclass
 class Verdict:
     """Batch norm against none. accuracy: better/worse/no clear difference/unknown; speed (iterations
