@@ -153,18 +153,22 @@ def _check_dataset(ctx, param, value):
         raise click.BadParameter(e.message) from None
 
 
-def check_class_spec(ctx, param, value):
-    if value is not None and not str(value).strip():
-        raise click.BadParameter("is empty: give a class name or number")
-    return value
+def not_empty(hint: str):
+    """A Click callback refusing an empty or blank value, saying what to give instead."""
+    def check(ctx, param, value):
+        if value is not None and not str(value).strip():
+            raise click.BadParameter(f"is empty: {hint}")
+        return value
+    return check
+
+
+check_class_spec = not_empty("give a class name or number")
 
 
 # ---------------------------------------------------------------------------- the subject
 def _check_data_dir(ctx, param, value):
-    if value is None:
+    if not_empty("give a folder of images by class, of IDX files, or of tensorflow_datasets")(ctx, param, value) is None:
         return value
-    if not str(value).strip():
-        raise click.BadParameter("is empty: give a folder of images by class, of IDX files, or of tensorflow_datasets")
     if not os.path.isdir(value):
         raise click.BadParameter(f"{value} is not a folder")
     return value
@@ -195,17 +199,11 @@ def task_options(func):
         help="A tensorflow-datasets image classification dataset: mnist, fashion_mnist, kmnist, cifar10, ...")(func)
 
 
-def _check_model_path(ctx, param, value):
-    if value is not None and not str(value).strip():
-        raise click.BadParameter("is empty: give a .keras file or a run folder")
-    return value
-
-
 def subject_options(func):
     """--model, --dataset, --data-dir; the command receives `subject`: a function that loads the
     model and its task when called (after the options are parsed, inside `guarded`)."""
     @task_options
-    @click.option("--model", "model_path", type=click.Path(), default=None, callback=_check_model_path,
+    @click.option("--model", "model_path", type=click.Path(), default=None, callback=not_empty("give a .keras file or a run folder"),
                   help="A .keras image classifier, or a run folder of `kerascnn train` (holding model.keras). "
                        "Default: the pretrained saved_models/cnn for MNIST; runs/<dataset>_cnn otherwise.")
     @domain_options

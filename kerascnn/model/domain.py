@@ -116,8 +116,8 @@ class InputDomain:
 
     def scale(self, channels: int) -> np.ndarray:
         """(C,) model units per unit of pixel, per channel: how an eps in [0, 1] reads in the model's units."""
-        zero, one = (self.apply(np.full((1, 1, 1, channels), v, np.float32))[0, 0, 0] for v in (0.0, 1.0))
-        return np.abs(one - zero).astype(np.float64)
+        black, white = self.bounds(channels)
+        return np.abs(white - black)
 
     def bounds(self, channels: int) -> tuple[np.ndarray, np.ndarray]:
         """(C,) each: what black (0) and white (1) become in the model's units."""
