@@ -6,6 +6,7 @@ import click
 from cli import (
     activations,
     attack,
+    certify,
     compare,
     evaluation,
     explain,
@@ -56,6 +57,7 @@ def cli():
     Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
     Robust:   kerascnn robustness | attack minimal | attack universal | transfer
+              kerascnn certify   (randomized smoothing; train --noise-sd 0.25 first)
               kerascnn train --adversarial pgd --eps 0.3   (adversarial training)
     Study:    kerascnn compare | report
     Ship:     kerascnn export --out exported/
@@ -67,8 +69,8 @@ def cli():
 
 def _register():
 
-    for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, compare,
-                   report):
+    for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, certify,
+                   compare, report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

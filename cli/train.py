@@ -155,6 +155,9 @@ def adversarial_options(func):
               callback=finite(0, 0.99), help="With --lr-schedule warmup_cosine: the fraction of the steps spent rising.")
 @click.option("--label-smoothing", type=float, default=default_of(TrainConfig, "label_smoothing"), show_default=True,
               callback=finite(0, 0.99), help="Train against (1 - s) * one-hot + s / classes.")
+@click.option("--noise-sd", type=float, default=default_of(TrainConfig, "noise_sd"), show_default=True,
+              callback=finite(0), help="Gaussian data augmentation: add N(0, SD^2) to every training pixel "
+                                       "(unclipped; Cohen et al.). What `kerascnn certify --sigma SD` needs.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds the weights, the validation hold-out and the shuffling.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -169,8 +172,8 @@ def adversarial_options(func):
                    "call (keras-team/keras#19246).")
 @adversarial_options
 @guarded
-def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_smoothing, val_size, val_every, subset,
-          precision, dataset, data_dir, seed, out_dir, force, tensorboard, devices, adversarial):
+def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_smoothing, noise_sd, val_size,
+          val_every, subset, precision, dataset, data_dir, seed, out_dir, force, tensorboard, devices, adversarial):
     """Train the assignment's CNN with Adam and save it with its curves and metrics.
 
     The network (conv 32 3x3 - pool - conv 32 3x3 - pool - dense 500 - dense K) is built for the
@@ -191,6 +194,10 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     saved_models/cnn_pgd was made by `kerascnn train --adversarial pgd --eps 0.3 --attack-steps 5
     --batch-size 64 --epochs 15 --out saved_models/cnn_pgd` (its metrics.json has the rest).
 
+    --noise-sd SD trains on noisy copies (Gaussian data augmentation), as randomized smoothing
+    needs: saved_models/cnn_smooth was made by `kerascnn train --noise-sd 0.25 --out
+    saved_models/cnn_smooth` and is what `kerascnn certify` uses by default.
+
     --devices N trains on N GPUs (all: every GPU; without a GPU, N logical CPU devices) with
     MirroredStrategy, --batch-size split across them: one device's results up to rounding. Keras 3's
     fit has no multi-machine training (keras-team/keras#20585): split `kerascnn compare`'s seeds.
@@ -204,7 +211,8 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     from click.core import ParameterSource
 
     fields = dict(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
-                  lr=lr, lr_schedule=lr_schedule, warmup=warmup, label_smoothing=label_smoothing, seed=seed,
+                  lr=lr, lr_schedule=lr_schedule, warmup=warmup, label_smoothing=label_smoothing, noise_sd=noise_sd,
+                  seed=seed,
                   val_size=val_size, out_dir=out_dir, tensorboard=tensorboard, precision=precision,
                   val_every=val_every, subset=subset, adversarial=adversarial, devices=devices)
     ctx = click.get_current_context()  # the recipe's values stand unless an option was given explicitly
@@ -213,6 +221,8 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     config = TrainConfig.from_recipe(recipe, **fields)
     if adversarial is not None and out_dir is None:
         config.out_dir = f"{config.resolved_out_dir()}_{adversarial.attack}"
+    elif config.noise_sd > 0 and out_dir is None:
+        config.out_dir = f"{config.resolved_out_dir()}_smooth"
     if recipe != "assignment" and out_dir is None:  # runs/cnn_fast: the assignment's run stays
         config.out_dir = f"{config.resolved_out_dir()}_{recipe}"
     config.check()

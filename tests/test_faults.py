@@ -93,6 +93,8 @@ COMMANDS = [
             wrote={"universal.png", "universal_noise.npy", "one_image_noise.npy", "result.json"}),
     Command("robustness", lambda m, d: ["robustness", *_model(m, d), "--attack", "fgsm", "--eps", "0,0.1", "--count",
                                         20, "--sanity", 5], wrote={"robustness.png", "examples.png", "result.json"}),
+    Command("certify", lambda m, d: ["certify", *_model(m, d), "--count", 3, "--n0", 10, "--n", 50],
+            wrote={"certify.png", "result.json"}),
     Command("transfer", lambda m, d: ["transfer", "--source-model", m, "--eval-model", m, "--data-dir", d, "--steps", 2,
                                       "--count", 20, "--fit", 20],
             wrote={"transfer_pgd.png", "transfer_universal.png", "result.json"}),

@@ -239,6 +239,38 @@ def test_shuffled_batches_depend_only_on_seed_and_epoch():
         np.testing.assert_array_equal(x.numpy().reshape(-1), y.numpy())
 
 
+def test_noise_augmentation_is_gaussian_seeded_and_the_same_on_resume():
+    """--noise-sd: each batch is its images plus N(0, sd^2) noise, unclipped, drawn from (seed, epoch,
+    batch), so a resumed epoch sees the very same noise; labels stay paired."""
+    import tensorflow as tf
+
+    from kerascnn.data.pipelines import shuffled_batches
+
+    images = np.full((400, 4, 4, 1), 0.5, np.float32) + np.arange(400, dtype=np.float32).reshape(400, 1, 1, 1)
+    labels = np.arange(400, dtype=np.int64)
+
+    def epoch(epoch, sd=0.3):
+        var = tf.Variable(epoch, dtype=tf.int64)
+        return [(x.numpy(), y.numpy()) for x, y in shuffled_batches(images, labels, 50, 0, var, sd)]
+
+    first = epoch(0)
+    noise = np.concatenate([x - images[y] for x, y in first])
+    assert abs(noise.mean()) < 0.02 and noise.std() == pytest.approx(0.3, rel=0.05)
+    assert noise.min() < -0.5 and noise.max() > 0.5  # unclipped
+    again = epoch(0)
+    for (x, y), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(np.concatenate([x for x, _ in epoch(1)]), np.concatenate([x for x, _ in first]))
+    # batches differ from each other (no noise pattern repeated)
+    assert not np.allclose(first[0][0] - images[first[0][1]], first[1][0] - images[first[1][1]])
+    clean = epoch(0, sd=0.0)
+    assert all(np.array_equal(x, images[y]) for x, y in clean)
+    assert TrainConfig(noise_sd=0.25).resume_key() != TrainConfig().resume_key()
+    with pytest.raises(BadValue):
+        TrainConfig(noise_sd=-1).check()
+
+
 def test_default_out_dirs_never_name_the_shipped_models(tmp_path, idx_dir):
     from kerascnn.data.tasks import Task
     from kerascnn.training.config import default_out_dir

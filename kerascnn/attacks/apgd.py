@@ -179,8 +179,10 @@ def _compile(model, norm: str, loss: str, eot: int):
     return start, segment
 
 
-def _single_run(model, norm, loss, eot, x, labels, targets, eps, steps, seed) -> tuple[np.ndarray, np.ndarray, list]:
-    """One APGD run on a batch: (fooled (N,) bool, adversarial images (N, ...), step sizes at the end)."""
+def _single_run(model, norm, loss, eot, x, labels, targets, eps, steps, seed,
+                best: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
+    """One APGD run on a batch: (fooled (N,) bool, adversarial images (N, ...), step sizes at the end).
+    best: run every step on every image and return each one's highest-loss point instead."""
     import tensorflow as tf
 
     start, segment = cached(model, ("apgd", norm, loss, eot), lambda: _compile(model, norm, loss, eot))
@@ -193,6 +195,8 @@ def _single_run(model, norm, loss, eot, x, labels, targets, eps, steps, seed) ->
     for end in marks + ([steps] if not marks or marks[-1] < steps else []):
         state = segment(state, tf.constant(end - done, tf.int32), tf.constant(done == 0), tf.constant(end in marks))
         done = end
+        if best:
+            continue
         now = state["fooled"].numpy()
         found[rows[now]] = state["found"].numpy()[now]
         fooled[rows[now]] = True
@@ -203,17 +207,23 @@ def _single_run(model, norm, loss, eot, x, labels, targets, eps, steps, seed) ->
             keep = tf.constant(~now)
             state = {key: tf.boolean_mask(value, keep) for key, value in state.items()}
             rows = rows[~now]
+    if best:
+        found, steps_left = state["best"].numpy(), state["step"].numpy()
+        fooled = predict_logits(model, found).argmax(axis=1) != labels
     return fooled, found, steps_left
 
 
 def apgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", loss: str = "ce", target_classes: int = 9,
          steps: int = 100, restarts: int = 1, eot: int = 1, seed: int = 0, batch_size: int | None = None,
-         progress: Progress | None = None):
+         best_loss: bool = False, progress: Progress | None = None):
     """APGD on a batch: attacks.BoundedResult of images within eps of `images` (N, H, W, C) in [0, 1].
 
     labels (N,): true classes; eps one radius or one per image; loss "ce", "dlr" or "dlr-t" (then
     `target_classes` targets, each run on the images not yet fooled). Images the model gets wrong
     clean are returned unchanged. Fooled: re-predicted as another class than the label.
+    best_loss: return each image's highest-loss point after all the steps (the reference's
+    `best_loss=True`), not the first that fools the model: for a randomized model, whose single
+    prediction is no verdict (certify's attack on the smoothed classifier).
     """
     shape, num_classes = model_shape(model)
     check_norm(norm)
@@ -242,7 +252,7 @@ def apgd(model, images: np.ndarray, labels, eps, *, norm: str = "linf", loss: st
             part = todo[i:i + batch_size]
             hit, found, step = _single_run(model, norm, loss, int(eot), originals[part], labels[part],
                                            ranking[part, rank], radii[part], int(steps),
-                                           np.array([seed, 7919 * n + i], np.int64))
+                                           np.array([seed, 7919 * n + i], np.int64), best_loss)
             adversarial[part[hit]] = found[hit]
             fooled[part[hit]] = True
             final_step[part] = step

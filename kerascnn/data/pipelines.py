@@ -12,8 +12,11 @@ def batches(images: np.ndarray, labels: np.ndarray, batch_size: int):
     return tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, epoch_var):
-    """Training batches, reshuffled each epoch by the stateless seed (seed, epoch_var).
+def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, epoch_var,
+                     noise_sd: float = 0.0):
+    """Training batches, reshuffled each epoch by the stateless seed (seed, epoch_var); with noise_sd
+    > 0, every pixel of every batch plus Gaussian noise of that deviation (unclipped), drawn from the
+    stateless seed (seed, epoch, batch), so that a resumed run sees the same noise too.
 
     The permutation depends only on the seed and the epoch number read from `epoch_var` (a tf.Variable
     set before each epoch), so a run resumed at epoch k sees exactly the order an unbroken run would.
@@ -30,8 +33,15 @@ def shuffled_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
         return tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch_var.read_value()]))
 
+    def gather(i, idx):
+        batch = tf.gather(x, idx)
+        if noise_sd > 0:  # a Python branch: without noise the pipeline is what it always was
+            key = tf.stack([tf.constant(seed, tf.int64) + 1, epoch_var.read_value() * num_batches + i])
+            batch = batch + noise_sd * tf.random.stateless_normal(tf.shape(batch), key, dtype=batch.dtype)
+        return batch, tf.gather(y, idx)
+
     return (tf.data.Dataset.from_tensors(0).map(permutation).unbatch()
-            .batch(batch_size)
-            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size).enumerate()
+            .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .apply(tf.data.experimental.assert_cardinality(num_batches))
             .prefetch(tf.data.AUTOTUNE))

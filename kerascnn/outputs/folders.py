@@ -40,6 +40,7 @@ WRITES = {
     "explain": ("explain.png", "explain_attack.png", "faithfulness.png", "randomisation*.png", "*.npy"),
     "robustness": ("robustness.png", "examples.png", "curves.png", "minimal_*.png"),
     "transfer": ("transfer_pgd.png", "transfer_universal.png"),
+    "certify": ("certify.png",),
     "attack nontargeted": ("nontargeted.png", "images.npy"),
     "attack targeted": ("targeted.png", "images.npy"),
     "attack noise": ("noise.png", "universal.png", "*.npy"),

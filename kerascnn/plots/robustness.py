@@ -124,3 +124,26 @@ def transfer_matrix(matrix: np.ndarray, sources: list[str], targets: list[str], 
     ax.set_ylabel("made on")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def certified_curve(radius, correct, abstained: float, title: str):
+    """Certified accuracy against L2 radius: the fraction of images right with a radius >= r, a step
+    down at each image's radius; the abstention rate in the legend."""
+    import numpy as np
+
+    fig = new_figure(6.4, 4.0)
+    ax = fig.subplots()
+    radius = np.asarray(radius, float)
+    right = np.sort(radius[np.asarray(correct, bool)])
+    top = max(float(radius.max(initial=0)) * 1.1, 0.5)
+    grid = np.linspace(0, top, 400)
+    curve = [(right >= r).sum() / len(radius) for r in grid]
+    ax.plot(grid, curve, color="C0", label=f"certified (abstained {abstained:.1%})")
+    ax.set_xlabel("L2 radius (pixels in [0, 1])")
+    ax.set_ylabel("certified accuracy")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlim(0, top)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(title, fontsize=10)
+    return fig

@@ -33,6 +33,8 @@ class TrainConfig:
                                      # "warmup_cosine": rises linearly from 0 to lr, then a cosine to 0
     warmup: float = 0.1              # with "warmup_cosine": the fraction of the run's steps spent rising
     label_smoothing: float = 0.0     # cross-entropy against (1 - s) * one-hot + s / classes
+    noise_sd: float = 0.0            # Gaussian data augmentation: each training pixel + N(0, noise_sd^2), unclipped
+                                     # (Cohen et al.: what `kerascnn certify` at sigma = noise_sd needs); 0: none
     seed: int = 0                    # weights, validation hold-out and shuffling all follow it
     val_size: int | None = None      # training images held out for validation (None: 10%, at most 5,000)
     out_dir: str | None = None       # None: runs/cnn (runs/<dataset>_cnn for other datasets; _bn with batch norm)
@@ -61,6 +63,8 @@ class TrainConfig:
             raise BadValue("subset", f"must be at least 2, got {self.subset}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise BadValue("lr", f"must be a positive number, got {self.lr}")
+        if not (math.isfinite(self.noise_sd) and self.noise_sd >= 0):
+            raise BadValue("noise_sd", f"must be a number >= 0, got {self.noise_sd}")
         for name in ("warmup", "label_smoothing"):
             if not 0 <= getattr(self, name) < 1:
                 raise BadValue(name, f"must be in [0, 1), got {getattr(self, name)}")
@@ -90,7 +94,7 @@ class TrainConfig:
         """What must be equal for an unfinished run to be continued (epochs may grow). Not `devices`:
         the replicas compute one device's steps (up to rounding), so a run may resume on others."""
         keys = ("dataset", "data_dir", "batchnorm", "batch_size", "lr", "lr_schedule", "seed", "val_size",
-                "subset", "steps_per_execution", "optimizer", "label_smoothing")
+                "subset", "steps_per_execution", "optimizer", "label_smoothing", "noise_sd")
         key = {k: getattr(self, k) for k in keys} | {"precision": resolve_precision(self.precision),
                                                      "adversarial": self.adversarial and self.adversarial.to_dict()}
         if self.lr_schedule != "constant":

@@ -106,7 +106,8 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         history, rows = [], []
 
     epoch_var = tf.Variable(done, dtype=tf.int64, trainable=False)
-    train_ds = shuffled_batches(data.x_train, data.y_train, config.batch_size, config.seed, epoch_var)
+    train_ds = shuffled_batches(data.x_train, data.y_train, config.batch_size, config.seed, epoch_var,
+                                config.noise_sd)
     logger = StepLogger(recorder, steps_per_epoch, make_evaluator(model, data.x_val, data.y_val),
                         config.val_every, rows, history)
     all_callbacks = [ShuffleEpoch(epoch_var), StopOnNonFinite(recorder, steps_per_epoch, config.lr), logger,
@@ -138,7 +139,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "input_range": [0.0, 1.0],
         "params": int(final.count_params()), "epochs": config.epochs, "batch_size": config.batch_size,
         "batchnorm": config.batchnorm, "lr": config.lr, "lr_schedule": config.lr_schedule, "warmup": config.warmup,
-        "label_smoothing": config.label_smoothing, "seed": config.seed,
+        "label_smoothing": config.label_smoothing, "noise_sd": config.noise_sd, "seed": config.seed,
         "val_size": int(len(data.x_val)), "train_images": int(len(data.x_train)), "subset": config.subset,
         "precision": precision, "devices": replicas, "optimizer": config.optimizer, "jit_compile": config.jit_compile,
         "fused_batchnorm": config.fused_batchnorm,
