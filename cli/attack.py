@@ -186,23 +186,27 @@ def noise(subject, steps, lr, optimizer, seed, clip, out_dir, force, as_json, ta
               show_default=True, help="The first N test images (those of --target skipped).")
 @click.option("--steps", type=click.IntRange(min=1), default=default_of(minimal_exp.Options, "steps"),
               show_default=True, help="FMN steps.")
+@click.option("--fab/--no-fab", default=default_of(minimal_exp.Options, "fab"), show_default=True,
+              help="Without --target, also run FAB-T (AutoAttack's minimal-norm attack) and keep, per image, the "
+                   "smaller perturbation of the two.")
 @out_options("attack-minimal")
 @json_option
 @guarded
-def minimal(subject, norm, target, count, steps, out_dir, force, as_json):
+def minimal(subject, norm, target, count, steps, fab, out_dir, force, as_json):
     """The smallest perturbation that changes each test image's prediction (or reaches --target).
 
     By the fast minimum-norm attack (FMN, Pintor et al. 2021: normalised gradient steps inside an
     eps-ball that grows until the goal is met and then shrinks), then a bisection to the decision
-    boundary; pixels stay in [0, 1]. The median of the norms is the model's robustness in one
-    number. Writes norms.png (histogram), examples.png, images.npy, originals.npy and result.json
+    boundary; pixels stay in [0, 1]. Without --target, FAB-T (Croce & Hein 2020) runs too and the
+    smaller of the two is kept per image (result.json says which found it). The median of the
+    norms is the model's robustness in one number. Writes norms.png (histogram), examples.png, images.npy, originals.npy and result.json
     (every image's norm; null where none was found).
 
     \b
     Example:  kerascnn attack minimal --model saved_models/cnn_bn --norm linf
     """
     subject = subject(command="attack minimal")
-    options = minimal_exp.Options(norm=norm, target=target, count=count, steps=steps)
+    options = minimal_exp.Options(norm=norm, target=target, count=count, steps=steps, fab=fab)
     _run(minimal_exp, subject, options, f"minimal {norm}", out_dir, force, as_json, "minimal")
 
 

@@ -596,14 +596,15 @@ def test_robustness_study(case, tmp_path):
 
     other = tmp_path / "other.keras"
     store.save_model(case.model, other)
-    options = experiment.Options(others=(str(other),), count=10, minimal_count=4, fit=10, universal_count=10)
+    options = experiment.Options(others=(str(other),), count=10, minimal_count=4, fit=10, universal_count=10,
+                                 autoattack_count=4)
     result = experiment.run(case.subject, options)
     count = min(10, len(case.y_test))
     clean = case.probabilities(case.x_test[:count]).argmax(1) == case.y_test[:count]
-    for curve in result.curves:  # the subject and its saved twin: the same clean accuracy
-        assert curve.clean_correct.tolist() == clean.tolist()
+    for curve in result.curves + result.autoattack:  # the subject and its saved twin: the same clean accuracy
+        assert curve.clean_correct.tolist() == clean[:len(curve.labels)].tolist()
         for attack, correct in curve.correct.items():
-            assert not np.any(correct & ~clean), attack  # an attacked image is never right where the clean one is wrong
+            assert not np.any(correct & ~clean[:len(curve.labels)]), attack  # never right where the clean one is wrong
     for norm, results in result.minimal.items():
         for r in results:
             m = r.attack
@@ -621,3 +622,23 @@ def test_robustness_study(case, tmp_path):
     for curve in d["robustness"].values():
         assert curve["eps_model_units"] == pytest.approx([e * scale for e in curve["eps"]])
     assert d["universal"]["eps_model_units"] == pytest.approx(d["universal"]["eps"] * scale)
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 0.05), ("l2", 0.5)])
+def test_autoattack_ensemble(case, norm, eps):
+    """The whole standard ensemble (small budgets) on every test model through its Subject: each
+    image in [0, 1] and inside its ball, the accuracy re-predicted by the raw model (in its own input
+    domain), never above any component's running accuracy, and clean mistakes never counted right."""
+    from kerascnn.attacks.autoattack import VERSIONS, autoattack
+
+    count = min(8, len(case.y_test))
+    images, labels = case.x_test[:count], case.y_test[:count]
+    result = autoattack(case.subject.logits_model, images, labels, eps, norm=norm, steps=6, queries=40)
+    assert result.settings["components"] == list(VERSIONS["standard"])
+    assert result.within_ball().all()
+    raw = case.probabilities(result.images).argmax(1)
+    np.testing.assert_array_equal(result.success, raw != labels)
+    clean = case.probabilities(images).argmax(1) == labels
+    assert not np.any(~result.success & ~clean)
+    running = result.correct_per_restart.sum(axis=1)
+    assert np.all(np.diff(running) <= 0) and (~result.success).sum() <= running[-1]

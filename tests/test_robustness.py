@@ -169,7 +169,7 @@ def model_path(tmp_path_factory, model):
 def test_robustness_command_writes_a_checked_curve(model_path, idx_dir, tmp_path):
     out = tmp_path / "r"
     result = cli("robustness", "--model", model_path, "--data-dir", idx_dir, "--count", 40, "--steps", 5,
-                 "--eps", "0,0.1,0.3", "--restarts", 2, "--sanity", 10, "--out", out)
+                 "--attack", "fgsm,pgd", "--eps", "0,0.1,0.3", "--restarts", 2, "--sanity", 10, "--out", out)
     assert result.exit_code == 0, result.output
     assert written(out) == {"robustness.png", "examples.png", "result.json"}
     data = json.loads((out / "result.json").read_text())
@@ -184,11 +184,26 @@ def test_robustness_command_writes_a_checked_curve(model_path, idx_dir, tmp_path
     assert data["accuracy"]["pgd"][0] == data["clean_accuracy"] == pytest.approx(clean)
     assert all(a <= clean for a in data["accuracy"]["pgd"])
     assert len(data["per_class"]["pgd"]) == len(np.unique(labels[:40]))
+    assert data["settings"]["pgd_step_fraction"] == pytest.approx(2.5 / 5)  # the step follows the step count
+
+
+def test_default_columns_are_fgsm_and_apgd_ce(model_path, idx_dir, tmp_path):
+    """The quick look: FGSM and APGD-CE; APGD-CE is never above FGSM on an honest model, and the sanity
+    check runs APGD-CE at linf 1."""
+    result = cli("robustness", "--model", model_path, "--data-dir", idx_dir, "--count", 30, "--steps", 10,
+                 "--eps", "0,0.2", "--sanity", 5, "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data["accuracy"]) == ["fgsm", "apgd-ce"]
+    assert data["checks"]["apgd-ce_never_above_fgsm"] and data["sanity"]["attack"] == "apgd-ce"
+    assert data["sanity"]["accuracy"] == 0.0 and data["upper_bounds"] is True
 
 
 @pytest.mark.parametrize("args, option", [(["--eps", "0,-0.1"], "--eps"), (["--norm", "l3"], "--norm"),
                                           (["--count", "0"], "--count"), (["--steps", "0"], "--steps"),
-                                          (["--attack", "cw"], "--attack"), (["--restarts", "0"], "--restarts")])
+                                          (["--attack", "cw"], "--attack"), (["--restarts", "0"], "--restarts"),
+                                          (["--attack", "autoattack,square"], "--attack"),
+                                          (["--version", "fast"], "--version"), (["--queries", "0"], "--queries")])
 def test_bad_values_are_one_line_exit_2(args, option, model_path, idx_dir, tmp_path):
     result = cli("robustness", *args, "--model", model_path, "--data-dir", idx_dir, "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output

@@ -21,7 +21,7 @@ def two_models(tmp_path_factory):
     return paths
 
 
-SMALL = {"count": 20, "minimal_count": 4, "fit": 40, "universal_count": 30}
+SMALL = {"count": 20, "minimal_count": 4, "fit": 40, "universal_count": 30, "autoattack_count": 5}
 
 
 def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
@@ -35,10 +35,14 @@ def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
                           options={"robustness_study": SMALL | {"others": (str(two_models[1]),)}})
     result = build_report(config)
     numbers = result.numbers["robustness"]
-    assert numbers["models"] == ["a", "b"] and numbers["counts"] == {"curves": 20, "minimal": 4}
+    assert numbers["models"] == ["a", "b"] and numbers["counts"] == {"curves": 20, "minimal": 4, "autoattack": 5}
     for name in ("a", "b"):
         curve = numbers["robustness"][name]
-        assert curve["count"] == 20 and set(curve["checks"]) >= {"pgd_never_above_fgsm", "zero_at_huge_eps"}
+        assert curve["count"] == 20 and set(curve["checks"]) >= {"apgd-ce_never_above_fgsm", "zero_at_huge_eps"}
+        strongest = numbers["autoattack"][name]
+        assert strongest["count"] == 5 and strongest["ensemble"]["components"] == ["apgd-ce", "apgd-t", "fab-t",
+                                                                                     "square"]
+        assert strongest["accuracy"]["autoattack"][-1] <= strongest["clean_accuracy"]
         assert set(numbers["minimal_median"]) == {"l2", "linf"}
     assert numbers["transfer"]["sources"] == ["a", "b"]
     page = (tmp_path / "r" / "report.html").read_text()

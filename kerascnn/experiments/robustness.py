@@ -1,61 +1,37 @@
-"""Robustness: accuracy under eps-bounded attacks (FGSM, PGD) at several eps, on the first `count`
-test images, untargeted, as the field measures it (Madry et al.: PGD from a random start, step
-eps / 30, 40 steps).
+"""Robustness: accuracy under eps-bounded attacks at several eps, on the first `count` test images,
+untargeted, as the field measures it.
+
+Columns: FGSM (one step), PGD (Madry et al.: a random start, `steps` steps of 2.5 eps / steps) and
+the AutoAttack ensemble or any subset of its components (attacks.autoattack: APGD-CE, APGD-T,
+FAB-T, Square, ...), run one after the other on the images still right. The default, FGSM and
+APGD-CE, is the cheap pair whose APGD-CE number sits close to the full AutoAttack; `autoattack` gives
+the number to publish. Every number is an upper bound on the true robust accuracy: an attack can
+only show that an image is not robust.
 
 An image counts as correct at eps when the model is right on it clean and on the attacked copy
-(the attacks are run on every image; accuracy is re-predicted from the returned arrays). All the
-eps of one attack go through the model as one batch of count x eps images.
-
-The result carries the checks that make gradient masking visible (Carlini et al. 2019, "On
-evaluating adversarial robustness"): PGD is never above FGSM at the same eps, accuracy never rises
-with eps, more restarts never raise it, and at a huge eps (linf 1, or an L2 that spans the image)
-the accuracy reaches 0.
+(accuracy is re-predicted from the returned arrays). All the eps of one attack go through the model
+as one batch of count x eps images. The checks that make gradient masking visible (Carlini et al.
+2019) live in experiments.robustness_checks.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn.attacks.fgm import check_epsilons, check_norm, fgm
-from kerascnn.attacks.loop import check_settings
-from kerascnn.attacks.pgd import STEP_FRACTION, pgd
-from kerascnn.errors import BadValue
+from kerascnn.attacks.autoattack import autoattack
+from kerascnn.attacks.fgm import fgm
+from kerascnn.attacks.pgd import pgd
 from kerascnn.experiments.common import model_label
+from kerascnn.experiments.robustness_checks import checks, flags, hints
+from kerascnn.experiments.robustness_options import (  # noqa: F401 (the CLI reads them here)
+    ATTACKS,
+    DEFAULT_ATTACKS,
+    DEFAULT_EPS,
+    ITERATIONS,
+    Options,
+)
 from kerascnn.outputs.document import Table
-
-ATTACKS = ("fgsm", "pgd")
-#: eps of the curve when none are given: Madry et al.'s MNIST range for linf; a matching L2 range.
-DEFAULT_EPS = {"linf": (0.0, 0.05, 0.1, 0.2, 0.3), "l2": (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)}
-
-
-@dataclass
-class Options:
-    attacks: tuple = ATTACKS         # "fgsm" (FGM for l2) and/or "pgd"
-    norm: str = "linf"               # "linf" or "l2"
-    eps: tuple | None = None         # radii (None: DEFAULT_EPS[norm])
-    steps: int = 40                  # PGD steps
-    step_fraction: float = STEP_FRACTION  # PGD step / eps (Madry et al.: 0.01 at 0.3)
-    restarts: int = 1                # PGD random restarts (each only on images not yet fooled)
-    count: int = 1000                # the first `count` test images
-    sanity: int = 100                # images attacked at a huge eps, where accuracy must reach 0 (0: skip)
-    seed: int = 0
-    batch_size: int | None = None    # images per attack call (None: as many as fit; kerascnn.model.batching)
-
-    def resolved(self) -> "Options":
-
-        check_norm(self.norm)
-        attacks = tuple(dict.fromkeys("fgsm" if a == "fgm" else a for a in self.attacks))
-        if not attacks or any(a not in ATTACKS for a in attacks):
-            raise BadValue("attacks", f"choose from {', '.join(ATTACKS)}, got {', '.join(self.attacks) or 'none'}")
-        check_settings(steps=self.steps)
-        for name in ("count", "restarts", "batch_size"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise BadValue(name, f"must be at least 1, got {getattr(self, name)}")
-        if self.sanity < 0:
-            raise BadValue("sanity", f"must be 0 or more, got {self.sanity}")
-        eps = check_epsilons(DEFAULT_EPS[self.norm] if self.eps is None else self.eps)
-        return replace(self, attacks=attacks, eps=eps)
 
 
 @dataclass
@@ -64,17 +40,20 @@ class Result:
     model: str
     labels: np.ndarray               # (N,) true classes
     clean_correct: np.ndarray        # (N,) bool
-    correct: dict                    # attack -> (E, N) bool: right clean and under attack at eps[e]
+    correct: dict                    # column -> (E, N) bool: right clean and under attack at eps[e]
     per_restart: list                # PGD accuracy after restarts 1..R, per eps: (E, R)
     sanity_eps: float | None
-    sanity_accuracy: float | None    # PGD accuracy at sanity_eps on the first `sanity` images
-    examples: dict                   # attack -> (E, k, H, W, C): the first k images at each eps
+    sanity_accuracy: float | None    # the strongest gradient attack's accuracy at sanity_eps on the first `sanity`
+    examples: dict                   # column -> (E, k, H, W, C): the first k images at each eps
     originals: np.ndarray            # (k, H, W, C)
-    seconds: dict                    # attack -> wall seconds
+    seconds: dict                    # column -> wall seconds
     class_names: tuple | None = None
-    gradient_steps: dict = field(default_factory=dict)  # attack -> image-gradient evaluations (upper bound)
-    example_predictions: dict = field(default_factory=dict)  # attack -> (E, k) predicted classes of `examples`
+    gradient_steps: dict = field(default_factory=dict)  # column -> image-gradient evaluations (upper bound)
+    example_predictions: dict = field(default_factory=dict)  # column -> (E, k) predicted classes of `examples`
     eps_model_units: list = field(default_factory=list)  # each eps in the model's own input units (kerascnn.model.domain)
+    after: dict = field(default_factory=dict)  # ensemble component -> (E,) accuracy after it (running, as AutoAttack prints)
+    component_seconds: dict = field(default_factory=dict)  # ensemble component -> wall seconds
+    sanity_attack: str = "pgd"
 
     @property
     def clean_accuracy(self) -> float:
@@ -88,18 +67,8 @@ class Result:
         return {int(c): self.correct[attack][:, self.labels == c].mean(axis=1).tolist() for c in np.unique(self.labels)}
 
     def checks(self) -> dict:
-        """The signs of gradient masking, each True when all is well."""
-        out = {}
-        for attack in self.correct:
-            acc = self.accuracy(attack)
-            out[f"{attack}_never_rises_with_eps"] = bool(np.all(np.diff(acc) <= 0))
-        if "fgsm" in self.correct and "pgd" in self.correct:
-            out["pgd_never_above_fgsm"] = bool(np.all(self.accuracy("pgd") <= self.accuracy("fgsm")))
-        if self.per_restart is not None and len(self.per_restart):
-            out["restarts_never_raise_accuracy"] = bool(np.all(np.diff(np.asarray(self.per_restart), axis=1) <= 0))
-        if self.sanity_accuracy is not None:
-            out["zero_at_huge_eps"] = self.sanity_accuracy == 0.0
-        return out
+        """The signs of gradient masking and of a weak attack, each True when all is well."""
+        return checks(self)
 
     def to_dict(self) -> dict:
         o = self.options
@@ -107,14 +76,22 @@ class Result:
                 "count": len(self.labels),
                 "clean_accuracy": self.clean_accuracy,
                 "accuracy": {a: self.accuracy(a).tolist() for a in self.correct},
+                "upper_bounds": True,
                 "per_class": {a: {str(c): v for c, v in self.per_class(a).items()} for a in self.correct},
                 "pgd_accuracy_per_restart": None if self.per_restart is None else np.asarray(self.per_restart).tolist(),
-                "sanity": {"eps": self.sanity_eps, "pgd_accuracy": self.sanity_accuracy},
-                "checks": self.checks(), "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "ensemble": None if not o.ensemble else {
+                    "column": o.ensemble, "version": o.version if o.ensemble == "autoattack" else "custom",
+                    "components": list(o.components),
+                    "accuracy_after": {c: np.asarray(v).tolist() for c, v in self.after.items()},
+                    "seconds": {c: round(v, 3) for c, v in self.component_seconds.items()}},
+                "sanity": {"eps": self.sanity_eps, "attack": self.sanity_attack, "accuracy": self.sanity_accuracy},
+                "checks": self.checks(), "flags": flags(self),
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
                 "images_per_second": {a: round(len(self.labels) * (len(o.eps) - (0.0 in o.eps)) / s, 1)
                                       for a, s in self.seconds.items() if s > 0},
-                "settings": {"steps": o.steps, "step_fraction": o.step_fraction, "restarts": o.restarts,
-                             "seed": o.seed, "random_start": True, "loss": "cross-entropy", "untargeted": True}}
+                "settings": {"steps": o.steps, "pgd_steps": o.pgd_steps, "pgd_step_fraction": o.pgd_step_fraction,
+                             "restarts": o.restarts, "version": o.version, "queries": o.queries, "seed": o.seed,
+                             "random_start": True, "untargeted": True}}
 
 
 def huge_eps(norm: str, shape) -> float:
@@ -122,9 +99,21 @@ def huge_eps(norm: str, shape) -> float:
     return 1.0 if norm == "linf" else float(np.sqrt(np.prod(shape)))
 
 
+def _attack(column: str, model, images, labels, radii, options: Options, progress=None, after=None):
+    """One column's attack on the tiled images -> its BoundedResult."""
+    o = options
+    if column == "fgsm":
+        return fgm(model, images, labels, radii, norm=o.norm, batch_size=o.batch_size)
+    if column == "pgd":
+        return pgd(model, images, labels, radii, norm=o.norm, steps=o.pgd_steps, step_fraction=o.pgd_step_fraction,
+                   restarts=o.restarts, seed=o.seed, batch_size=o.batch_size, progress=progress)
+    return autoattack(model, images, labels, radii, norm=o.norm, version=o.version,
+                      components=None if column == "autoattack" else o.components, steps=o.steps or ITERATIONS,
+                      queries=o.queries, seed=o.seed, batch_size=o.batch_size, progress=progress, on_component=after)
+
+
 def run(subject, options: Options, progress=None) -> Result:
     import time
-
 
     options = options.resolved()
     images, labels = subject.task.test()
@@ -134,20 +123,29 @@ def run(subject, options: Options, progress=None) -> Result:
     attacked = [e for e in options.eps if e > 0]
     tiled = np.tile(images, (len(attacked), 1, 1, 1))
     radii = np.repeat(np.asarray(attacked, np.float32), len(images))
-    shown = min(8, len(images))
+    n, shown = len(images), min(8, len(images))
     correct, examples, predictions, seconds, per_restart, steps_used = {}, {}, {}, {}, None, {}
-    for attack in options.attacks:
+    after, component_seconds = {}, {}
+
+    def by_eps(right):  # (len(attacked) * n,) -> (E,) accuracy, the clean column first where eps 0 is asked
+        rows = [clean_correct if e == 0 else clean_correct & right[attacked.index(e) * n:(attacked.index(e) + 1) * n]
+                for e in options.eps]
+        return np.mean(rows, axis=1)
+
+    def share(k, units):  # column k's progress, in its own units, as a percent of the whole run
+        if progress is None:
+            return None
+        return lambda done, fooled, total: progress(int(100 * (k + min(done / units, 1)) / len(options.columns)),
+                                                    fooled, total)
+
+    for k, column in enumerate(options.columns):
         begin = time.perf_counter()
-        if not attacked:
-            result = None
-        elif attack == "fgsm":
-            result = fgm(model, tiled, np.tile(labels, len(attacked)), radii, norm=options.norm,
-                         batch_size=options.batch_size)
-        else:
-            result = pgd(model, tiled, np.tile(labels, len(attacked)), radii, norm=options.norm, steps=options.steps,
-                         step_fraction=options.step_fraction, restarts=options.restarts, seed=options.seed,
-                         batch_size=options.batch_size, progress=progress)
-        seconds[attack] = time.perf_counter() - begin
+        result = None
+        if attacked:
+            units = options.pgd_steps * options.restarts if column == "pgd" else 100
+            result = _attack(column, model, tiled, np.tile(labels, len(attacked)), radii, options, share(k, units),
+                             lambda name, right: after.__setitem__(name, by_eps(right)))
+        seconds[column] = time.perf_counter() - begin
         rows, pictures, predicted = [], [], []
         for e in options.eps:
             if e == 0:
@@ -155,40 +153,51 @@ def run(subject, options: Options, progress=None) -> Result:
                 pictures.append(images[:shown])
                 predicted.append(subject.logits(images[:shown]).argmax(axis=1))
                 continue
-            k = attacked.index(e)
-            part = slice(k * len(images), (k + 1) * len(images))
+            part = slice(attacked.index(e) * n, (attacked.index(e) + 1) * n)
             rows.append(clean_correct & (result.predicted[part] == labels))
             pictures.append(result.images[part][:shown])
             predicted.append(result.predicted[part][:shown])
-        correct[attack] = np.array(rows)
-        examples[attack] = np.array(pictures)
-        predictions[attack] = np.array(predicted)
-        steps_used[attack] = len(tiled) * (1 if attack == "fgsm" else options.steps * options.restarts)
-        if attack == "pgd" and result is not None:
+        correct[column], examples[column], predictions[column] = np.array(rows), np.array(pictures), np.array(predicted)
+        steps_used[column] = len(tiled) * (1 if column == "fgsm" else options.pgd_steps * options.restarts
+                                           if column == "pgd" else (options.steps or ITERATIONS))
+        if result is not None and column == "pgd":
             # accuracy after each restart, per eps (clean mistakes count as wrong throughout)
-            per_restart = [[float((clean_correct & r[k * len(images):(k + 1) * len(images)]).mean())
-                            for r in result.correct_per_restart] for k in range(len(attacked))]
+            per_restart = [[float((clean_correct & r[k * n:(k + 1) * n]).mean()) for r in result.correct_per_restart]
+                           for k in range(len(attacked))]
+        if result is not None and column == options.ensemble:
+            component_seconds = dict(result.settings["seconds"])
     sanity_eps = sanity = None
-    if options.sanity and "pgd" in options.attacks:
+    sanity_attack = "pgd" if "pgd" in options.columns else "apgd-ce"
+    if options.sanity and len(options.columns) > ("fgsm" in options.columns):
         sanity_eps = huge_eps(options.norm, subject.input_shape)
-        few = min(options.sanity, len(images))
-        result = pgd(model, images[:few], labels[:few], sanity_eps, norm=options.norm, steps=options.steps,
-                     step_fraction=options.step_fraction, seed=options.seed)
+        few = min(options.sanity, n)
+        if sanity_attack == "pgd":
+            result = _attack("pgd", model, images[:few], labels[:few], sanity_eps, options)
+        else:
+            result = autoattack(model, images[:few], labels[:few], sanity_eps, norm=options.norm,
+                                components=("apgd-ce",), steps=options.steps or ITERATIONS, seed=options.seed)
         sanity = float(np.mean(~result.success))
-    return Result(options, model_label(subject), labels, clean_correct, correct, per_restart, sanity_eps, sanity, examples,
-                  images[:shown], seconds, subject.class_names, steps_used, predictions,
-                  [subject.eps_in_model_units(e) for e in options.eps])
+    return Result(options, model_label(subject), labels, clean_correct, correct, per_restart, sanity_eps, sanity,
+                  examples, images[:shown], seconds, subject.class_names, steps_used, predictions,
+                  [subject.eps_in_model_units(e) for e in options.eps], after, component_seconds, sanity_attack)
 
 
-def attack_label(attack: str, norm: str) -> str:
-    return ("FGSM" if norm == "linf" else "FGM (L2)") if attack == "fgsm" else "PGD"
+def attack_label(attack: str, options: Options) -> str:
+    """The column's name in tables and legends."""
+    o = options
+    if attack == "fgsm":
+        return "FGSM" if o.norm == "linf" else "FGM (L2)"
+    if attack == "pgd":
+        return f"PGD-{o.pgd_steps}" + (f" x{o.restarts}" if o.restarts > 1 else "")
+    if attack == "autoattack":
+        return "AutoAttack" + ("" if o.version == "standard" else f" ({o.version})")
+    return "+".join(c.upper() for c in attack.split("+"))
 
 
 def curves(result: Result) -> list[dict]:
     """The result as the curves `plots.robustness_curves` draws."""
     o = result.options
-    label = {"fgsm": attack_label("fgsm", o.norm), "pgd": f"PGD-{o.steps}" + (f" x{o.restarts}" if o.restarts > 1 else "")}
-    return [{"label": label[a], "eps": list(o.eps), "accuracy": result.accuracy(a).tolist(),
+    return [{"label": attack_label(a, o), "eps": list(o.eps), "accuracy": result.accuracy(a).tolist(),
              "clean": result.clean_accuracy, "model": result.model} for a in result.correct]
 
 
@@ -198,7 +207,7 @@ def figures(result: Result) -> dict:
     o = result.options
     out = {"robustness.png": plots.robustness_curves(curves(result), f"{result.model}: accuracy under attack on "
                                                                       f"{len(result.labels)} test images ({o.norm})", o.norm)}
-    attack = "pgd" if "pgd" in result.examples else next(iter(result.examples))
+    attack = o.ensemble or ("pgd" if "pgd" in result.examples else next(iter(result.examples)))
     shown = len(result.originals)
     rows = [(f"eps {e:g}", result.examples[attack][i], result.example_predictions[attack][i])
             for i, e in enumerate(o.eps) if e > 0]
@@ -210,12 +219,24 @@ def figures(result: Result) -> dict:
 def table(result: Result):
 
     o = result.options
-    header = ["eps"] + [attack_label(a, o.norm) for a in result.correct]
-    rows = [[f"{e:g}"] + [f"{result.accuracy(a)[i]:.1%}" for a in result.correct] for i, e in enumerate(o.eps)]
+    running = list(result.after)[:-1] if len(result.after) > 1 else []
+    header = (["eps"] + [attack_label(a, o) for a in result.correct if a != o.ensemble]
+              + [f"after {c.upper()}" for c in running] + ([attack_label(o.ensemble, o)] if o.ensemble else []))
+    marks = flags(result)
+    rows = []
+    for i, e in enumerate(o.eps):
+        row = [f"{e:g}"] + [f"{result.accuracy(a)[i]:.1%}" + ("*" if e in marks["above_autoattack"].get(a, []) else "")
+                            for a in result.correct if a != o.ensemble]
+        row += [f"{result.after[c][i]:.1%}" for c in running]
+        rows.append(row + ([f"{result.accuracy(o.ensemble)[i]:.1%}"] if o.ensemble else []))
     failed = [name for name, ok in result.checks().items() if not ok]
+    pgd = (f"PGD: {o.pgd_steps} steps of {o.pgd_step_fraction:.3g} eps from a random start, {o.restarts} restart(s); "
+           if "pgd" in result.correct else "")
+    ensemble = (f"{attack_label(o.ensemble, o)}: {' then '.join(o.components)}, each on the images still right; "
+                if o.ensemble else "")
     caption = (f"{result.model}: accuracy under {o.norm} attacks on the first {len(result.labels)} test images "
-               f"(untargeted; PGD: {o.steps} steps of {o.step_fraction:.3g} eps from a random start, "
-               f"{o.restarts} restart(s)); checks: " + ("all passed" if not failed else "FAILED " + ", ".join(failed)))
+               f"(untargeted; {pgd}{ensemble}every number an upper bound; * more than 2 points above AutoAttack); "
+               f"checks: " + ("all passed" if not failed else "FAILED " + ", ".join(failed)))
     return Table(header, rows, caption, numeric=tuple(range(len(header))))
 
 
@@ -224,26 +245,17 @@ def summary(result: Result) -> str:
     parts = []
     for a in result.correct:
         acc = result.accuracy(a)
-        parts.append(f"{attack_label(a, o.norm)} " + ", ".join(f"{v:.1%} at {e:g}" for e, v in zip(o.eps, acc) if e > 0))
-    checks = result.checks()
-    failed = [k for k, ok in checks.items() if not ok]
+        parts.append(f"{attack_label(a, o)} " + ", ".join(f"{v:.1%} at {e:g}" for e, v in zip(o.eps, acc) if e > 0))
+    running = ""
+    if len(result.after) > 1:
+        running = " Running accuracy of the ensemble: " + "; ".join(
+            f"at {e:g} " + " -> ".join(f"{c} {result.after[c][i]:.1%}" for c in result.after)
+            for i, e in enumerate(o.eps) if e > 0) + "."
+    failed = [k for k, ok in result.checks().items() if not ok]
     few = min(o.sanity, len(result.labels))
-    sanity = ("" if result.sanity_accuracy is None else
-              f" At eps {result.sanity_eps:g} PGD leaves {result.sanity_accuracy:.0%} of {few} images correct.")
+    sanity = ("" if result.sanity_accuracy is None else f" At eps {result.sanity_eps:g} {result.sanity_attack.upper()} "
+              f"leaves {result.sanity_accuracy:.0%} of {few} images correct.")
     return (f"{result.model}, clean accuracy {result.clean_accuracy:.1%} on {len(result.labels)} test images; under "
-            f"attack: {'; '.join(parts)}.{sanity} Gradient-masking checks: "
+            f"attack: {'; '.join(parts)}.{running}{sanity} Gradient-masking checks: "
             + ("all passed." if not failed else f"FAILED: {', '.join(failed)} (treat these numbers as upper bounds). "
-               + " ".join(FIXES[k].format(steps=o.steps, fraction=o.step_fraction) for k in failed if k in FIXES)))
-
-
-#: What to change when a check fails (robustness's own settings first).
-FIXES = {
-    "pgd_never_above_fgsm": "PGD is weaker than one FGSM step somewhere: its {steps} steps of {fraction:.3g} eps "
-                            "cannot cross the ball; give --step-fraction about 2.5 / --steps (Madry et al.) or more "
-                            "--steps.",
-    "pgd_never_rises_with_eps": "PGD's accuracy rises with eps: raise --steps or --restarts; if it persists, the "
-                                "gradients are masked.",
-    "fgsm_never_rises_with_eps": "FGSM's accuracy rises with eps: one step overshoots; read PGD's numbers instead.",
-    "restarts_never_raise_accuracy": "a restart raised the accuracy: a bug; please report it.",
-    "zero_at_huge_eps": "PGD leaves images correct at a huge eps: the gradients are masked (or too few --steps).",
-}
+               + hints(result, failed)))

@@ -82,7 +82,7 @@ HEAVY_OPTIONS = {
     "nontargeted": {"steps": 100},
     "targeted": {"steps": 100},
     "noise": {"steps": 100, "universal": 20},
-    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20},
+    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20, "autoattack_count": 5},
 }
 
 
