@@ -70,10 +70,10 @@ def hints(result, failed: list[str]) -> str:
                        f"{o.pgd_step_fraction:.3g} eps cannot cross the ball; give --step-fraction about "
                        "2.5 / --steps (Madry et al.) or more --steps.")
         elif key.endswith("_never_above_fgsm"):
-            out.append(f"{attack} is weaker than one FGSM step somewhere: give more --steps; if it persists, the "
+            out.append(f"{attack.upper()} is weaker than one FGSM step somewhere: give more --steps; if it persists, the "
                        "gradients are masked.")
         elif key.endswith("_never_rises_with_eps"):
-            out.append(f"{attack}'s accuracy rises with eps: " + ("one step overshoots; read the iterative "
+            out.append(f"{attack.upper()}'s accuracy rises with eps: " + ("one step overshoots; read the iterative "
                        "attacks' numbers instead." if attack == "fgsm" else "raise --steps or --restarts; if it "
                        "persists, the gradients are masked."))
         elif key == "restarts_never_raise_accuracy":
@@ -82,7 +82,7 @@ def hints(result, failed: list[str]) -> str:
             out.append(f"{result.sanity_attack.upper()} leaves images correct at a huge eps: the gradients are "
                        "masked (or too few --steps).")
         elif key.endswith("_within_2_points_of_autoattack"):
-            out.append(f"{attack} reads more than 2 points above AutoAttack at some eps (marked *): its numbers "
+            out.append(f"{attack.upper()} reads more than 2 points above AutoAttack at some eps (marked *): its numbers "
                        "flatter the model; quote AutoAttack's.")
         elif key == "square_adds_at_most_1_point":
             out.append("Square (gradient-free) fooled images the gradient attacks could not: the gradients look "
