@@ -582,7 +582,7 @@ def test_every_experiment_on_a_model_is_covered_here():
     import tests.test_contract_explain as explained  # the explanation experiments' part of this contract
 
     covered = {"evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise",
-               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study"}
+               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study", "certify_study"}
     assert set(ON_A_MODEL) == covered
     for name in ON_A_MODEL:
         assert any(g.startswith(f"test_{name}") for g in (*globals(), *vars(explained)))
@@ -642,3 +642,30 @@ def test_autoattack_ensemble(case, norm, eps):
     assert not np.any(~result.success & ~clean)
     running = result.correct_per_restart.sum(axis=1)
     assert np.all(np.diff(running) <= 0) and (~result.success).sum() <= running[-1]
+
+
+def test_certify_study(case):
+    """Certified against empirical on every test model: the smoothed classes are classes or
+    abstentions, radii sigma * Phi^-1(bound) where certified, the base model's minimal changes
+    re-predicted by the raw model, and no certificate broken by the attack within its radius."""
+    from scipy.stats import norm
+
+    from kerascnn.experiments import certify_study as experiment
+
+    result = experiment.run(case.subject, experiment.Options(count=4, n=100))
+    c, m = result.certified, result.minimal.attack
+    assert set(c.prediction.tolist()) <= set(range(len(case.class_names))) | {-1}
+    certified = c.prediction >= 0
+    np.testing.assert_allclose(c.radius[certified], 0.25 * norm.ppf(c.p_lower[certified]), atol=1e-5)
+    assert np.all(c.radius[~certified] == 0) and not c.violations.any()
+    shipped = experiment.smoothed_path(case.subject)  # an MNIST-shaped task smooths the shipped cnn_smooth
+    if shipped is None:
+        q = case.probabilities(m.images)
+    else:
+        import keras
+
+        q = keras.models.load_model(f"{shipped}/model.keras")(m.images).numpy()
+    assert m.success.tolist() == (q.argmax(1) != m.labels).tolist()
+    assert (shipped is not None) == (case.name in ("digits", "scaled"))
+    d = check_protocol(experiment, result, case)
+    assert d["broken_certificates"] == 0 and len(d["minimal_l2"]) == 4

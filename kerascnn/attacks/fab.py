@@ -87,6 +87,17 @@ def _differences(model, x, labels, targets, targeted: bool, num_classes: int):
     return diff, grads, logits
 
 
+def _clearly_wrong(logits, labels):
+    """(N,) bool: another class's logit above the label's by a margin that survives float32 rounding
+    (1e-4 relative, as minimal.CLEARANCE): FAB converges onto the boundary, where two evaluations of the same model (the
+    folded one here, the user's own later) could otherwise disagree on the class."""
+    import tensorflow as tf
+
+    own = tf.gather(logits, labels, batch_dims=1)
+    others = tf.where(tf.one_hot(labels, tf.shape(logits)[1]) > 0, -np.inf, logits)
+    return tf.reduce_max(others, axis=1) - own > 1e-4 * (1.0 + tf.abs(own))
+
+
 def _compile(model, norm: str, targeted: bool, num_classes: int):
     import tensorflow as tf
 
@@ -122,7 +133,7 @@ def _compile(model, norm: str, targeted: bool, num_classes: int):
             new = tf.clip_by_value((tf.reshape(x1, [n, -1]) + ETA * d1) * (1 - alpha) + (flat0 + ETA * d2) * alpha,
                                    0.0, 1.0)
             new = tf.reshape(new, tf.shape(x0))
-            wrong = tf.argmax(model(new, training=False), axis=1, output_type=tf.int32) != labels
+            wrong = _clearly_wrong(tf.cast(model(new, training=False), tf.float32), labels)
             change = tf.reshape(new - x0, [n, -1])
             length = (tf.reduce_max(tf.abs(change), axis=1) if norm == "linf"
                       else tf.sqrt(tf.reduce_sum(tf.square(change), axis=1)))

@@ -172,6 +172,23 @@ def _compile(model, norm: str, targeted: bool, odds: float, alpha: float):
     return run
 
 
+#: How far past the boundary (relative to the logit) a bisected point must stay: two evaluations of one
+#: model (another batch size, the user's own model beside the folded one) differ by ~1e-6 there.
+CLEARANCE = 1e-4
+
+
+def clearly_past(model, images: np.ndarray, goal: np.ndarray, targeted: bool) -> np.ndarray:
+    """(N,) bool: the deciding logit gap exceeds CLEARANCE * (1 + |logit|), so that the verdict
+    survives float32 rounding in any later evaluation."""
+    logits = predict_logits(model, images).astype(np.float64)
+    rows = np.arange(len(goal))
+    own = logits[rows, goal]
+    others = logits.copy()
+    others[rows, goal] = -np.inf
+    gap = (own - others.max(axis=1)) if targeted else (others.max(axis=1) - own)
+    return gap > CLEARANCE * (1.0 + np.abs(own))
+
+
 def meets_goal(model, images: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
     """(N,) bool, from the model's own predictions of the arrays (the same function results use)."""
 
@@ -195,7 +212,8 @@ def _bisect(model, originals: np.ndarray, best: np.ndarray, goal: np.ndarray, ta
     ok = ~np.isnan(high)
     for _ in range(BISECTION_STEPS):
         middle = (low + np.nan_to_num(high, nan=1.0)) / 2
-        meets = meets_goal(model, originals + middle[:, None, None, None] * delta, goal, targeted, odds)
+        moved = originals + middle[:, None, None, None] * delta
+        meets = meets_goal(model, moved, goal, targeted, odds) & clearly_past(model, moved, goal, targeted)
         high = np.where(ok & meets, middle, high)
         low = np.where(ok & ~meets, middle, low)
     scale = np.where(ok, np.nan_to_num(high, nan=1.0), 1.0)[:, None, None, None]

@@ -147,3 +147,27 @@ def certified_curve(radius, correct, abstained: float, title: str):
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title(title, fontsize=10)
     return fig
+
+
+def radius_against_minimal(radius, minimal, correct, title: str):
+    """Each image's certified radius (x) against the smallest L2 change fooling the base model (y);
+    the diagonal marks where the two are equal."""
+    import numpy as np
+
+    fig = new_figure(5.2, 4.4)
+    ax = fig.subplots()
+    radius, minimal, correct = (np.asarray(a) for a in (radius, minimal, correct))
+    found = np.isfinite(minimal)
+    top = max(float(np.max(radius, initial=0)), float(np.max(minimal[found], initial=0)), 0.1) * 1.1
+    ax.scatter(radius[correct & found], minimal[correct & found], s=14, color="C0", label="certified right")
+    ax.scatter(radius[~correct & found], minimal[~correct & found], s=14, color="C3", marker="x",
+               label="wrong or abstained")
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("certified L2 radius of the smoothed model")
+    ax.set_ylabel("smallest L2 change fooling the base model")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(title, fontsize=9)
+    return fig

@@ -6,6 +6,7 @@ from __future__ import annotations
 from kerascnn.data.tasks import Pick, Task
 from kerascnn.experiments import (
     activations,
+    certify_study,
     evaluation,
     explain,
     explain_attack,
@@ -69,6 +70,8 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     steps.append(("robustness", "Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer",
                   "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject),
                                                                **small.get("robustness_study", {}))))
+    steps.append(("certified", "Certified robustness: randomized smoothing beside the smallest attacks",
+                  "certify_study", certify_study.Options(**small.get("certify_study", {}))))
     return steps
 
 
@@ -83,6 +86,7 @@ HEAVY_OPTIONS = {
     "targeted": {"steps": 100},
     "noise": {"steps": 100, "universal": 20},
     "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20, "autoattack_count": 5},
+    "certify_study": {"count": 5, "n": 200},
 }
 
 
