@@ -27,6 +27,35 @@ def test_the_noise_stays_in_its_ball_and_pushes_towards_the_target(model, norm, 
     assert after > before and fit.fit_fraction[-1] == pytest.approx(after)
 
 
+def pixel_model(pixel: int, outward: int, sign: float, shape=(6, 6, 1)):
+    """Two classes; class 1's logit is 10 sign (x[pixel] - x[outward]) + const: to reach class 1,
+    `pixel` must move by sign (brighter for +1, darker for -1) and `outward` by -sign."""
+    import keras
+
+    inputs = keras.Input(shape)
+    dense = keras.layers.Dense(2)
+    model = keras.Model(inputs, dense(keras.layers.Flatten()(inputs)))
+    kernel = np.zeros((int(np.prod(shape)), 2), np.float32)
+    kernel[pixel, 1] = 10.0 * sign
+    kernel[outward, 1] = -10.0 * sign
+    dense.set_weights([kernel, np.array([0.0, -sign * 10.0 * (0.5 if sign > 0 else -0.5)], np.float32)])
+    return model
+
+
+@pytest.mark.parametrize("value, sign", [(0.0, 1.0), (1.0, -1.0)])
+def test_a_black_pixel_brightens_and_a_white_one_darkens(value, sign):
+    """The step points inward: the fit must move a pixel that sits at 0 (or 1) in every image, as the
+    gradient asks; the pixels the gradient pushes outward stay where they are."""
+    images = np.random.default_rng(0).uniform(0.2, 0.8, (40, 6, 6, 1)).astype(np.float32)
+    images[:, 0, 0, 0] = value        # the pixel the model reads, at the bound in every image
+    images[:, 1, 1, 0] = value        # another at the same bound, which the gradient pushes outward
+    model = pixel_model(0, 7, sign)
+    fit = fit_universal(model, images, 1, eps=0.3, epochs=10, batch_size=10)
+    assert fit.noise[0, 0, 0] == pytest.approx(0.3 * sign, rel=1e-5)  # moved inward, to the ball's edge
+    assert fit.noise[1, 1, 0] == 0.0 and fit.noise[2, 2, 0] == 0.0  # outward, and no gradient at all
+    np.testing.assert_allclose(np.clip(images + fit.noise, 0, 1)[:, 0, 0, 0], value + 0.3 * sign, rtol=1e-6)
+
+
 def test_same_seed_same_noise(model):
     x = images_of((28, 28, 1), n=30)
     a, b = (fit_universal(model, x, 1, eps=0.1, epochs=2, batch_size=10, seed=5) for _ in range(2))
@@ -85,16 +114,35 @@ def test_universal_bad_values(args, option, model_paths, idx_dir, tmp_path):
 
 
 def test_transfer_matrix(model_paths, idx_dir, tmp_path):
+    """The saved examples and noises, re-predicted by Keras itself over the images each source got
+    right, give the matrix's numbers; images the source got wrong are left out."""
     out = tmp_path / "t"
     result = cli("transfer", "--data-dir", idx_dir, "--source-model", model_paths[0], "--source-model", model_paths[1],
                  "--count", 30, "--fit", 40, "--steps", 5, "--eps", 0.1, "--out", out)
     assert result.exit_code == 0, result.output
-    assert written(out) == {"transfer_pgd.png", "transfer_universal.png", "result.json"}
+    assert written(out) == {"transfer_pgd.png", "transfer_universal.png", "result.json", "labels.npy",
+                            "pgd_examples_0.npy", "pgd_examples_1.npy", "universal_noise_0.npy",
+                            "universal_noise_1.npy", "source_right_0.npy", "source_right_1.npy"}
     data = json.loads((out / "result.json").read_text())
     names = ["m4", "m5"]
     assert data["sources"] == data["evals"] == names
-    for s in names:
-        for e in names:
-            assert 0 <= data["pgd_accuracy"][s][e] <= 1 and 0 <= data["universal_turned"][s][e] <= 1
-        # white-box PGD is never weaker than a clean evaluation
-        assert data["pgd_accuracy"][s][s] <= data["clean_accuracy"][s]
+    from kerascnn.data.tasks import Task
+
+    images, labels = Task("mnist", str(idx_dir)).test()
+    images, labels = images[:30], labels[:30]
+    np.testing.assert_array_equal(np.load(out / "labels.npy"), labels)
+    models = [load_model(p) for p in model_paths]
+    for i, s in enumerate(names):
+        right = np.load(out / f"source_right_{i}.npy")
+        np.testing.assert_array_equal(right, models[i](images).numpy().argmax(1) == labels)
+        assert data["measured_on"][s] == int(right.sum()) and 0 < right.sum() < 30  # some left out
+        examples, noise = np.load(out / f"pgd_examples_{i}.npy"), np.load(out / f"universal_noise_{i}.npy")
+        assert np.abs(examples - images).max() <= 0.1 + 1e-6 and np.abs(noise).max() <= 0.1 + 1e-6
+        for j, e in enumerate(names):
+            predicted = models[j](examples[right]).numpy().argmax(1)
+            assert data["pgd_accuracy"][s][e] == pytest.approx(np.mean(predicted == labels[right]))
+            noisy = models[j](np.clip(images[right] + noise, 0, 1)).numpy().argmax(1)
+            clean = models[j](images[right]).numpy().argmax(1)
+            eligible = clean != 4
+            turned = np.mean(noisy[eligible] == 4) if eligible.any() else 0.0
+            assert data["universal_turned"][s][e] == pytest.approx(turned)

@@ -80,8 +80,11 @@ def _compile(model, norm: str):
         noisy = tf.clip_by_value(images + noise, 0.0, 1.0)
         targets = tf.fill(tf.shape(images)[:1], target)
         _, _, grad = _tape(model, noisy, cross_entropy(targets))
-        # d noisy / d noise is 1 where the sum was not clipped, 0 where it was.
-        inside = tf.cast((images + noise > 0.0) & (images + noise < 1.0), grad.dtype)
+        # d noisy / d noise is 1 where the sum was not clipped; at or past a bound it counts only where
+        # the descent step points back inside: brighten a black pixel (grad < 0), darken a white one.
+        # (A strict (0, 1) mask froze every pixel black in all fitting images at exactly 0: issue 22.)
+        summed = images + noise
+        inside = tf.cast(((summed > 0.0) | (grad < 0)) & ((summed < 1.0) | (grad > 0)), grad.dtype)
         total = tf.reduce_sum(grad * inside, axis=0, keepdims=True)
         return clip_eta(noise - size * direction(total, norm), norm, eps)
 

@@ -5,9 +5,11 @@ For every source model: untargeted PGD examples of the first `count` test images
 image takes every step: examples pushed past the boundary transfer better than the first point
 that fools the source, where the robustness curve's PGD stops), and a
 universal noise towards `target` fitted on `fit` training images at the same budget. Each is then
-measured on every evaluated model: its accuracy on the PGD examples, and the fraction of the test
-images (not already predicted as the target) that the universal noise turns into the target. The
-diagonal is the white-box attack.
+measured on every evaluated model, over the images the SOURCE model classifies right (an image the
+source already gets wrong has nothing to transfer): the evaluated model's accuracy on their PGD
+examples, and the fraction of them (not already predicted as the target by the evaluated model) that
+the universal noise turns into the target. The diagonal is the white-box attack. The examples and
+noises are saved (`arrays`), so that anyone can re-predict them.
 
 Like `compare`, this studies several models at once: `run(sources, evals, options)` takes lists of
 Subjects (of one task) instead of one.
@@ -21,7 +23,7 @@ import numpy as np
 from kerascnn import attacks
 from kerascnn.attacks.fgm import check_eps, check_norm
 from kerascnn.attacks.loop import check_settings
-from kerascnn.attacks.pgd import STEP_FRACTION, pgd
+from kerascnn.attacks.pgd import pgd
 from kerascnn.attacks.universal_perturbation import fit_universal
 from kerascnn.data.tasks import to_float
 from kerascnn.errors import BadValue
@@ -34,7 +36,7 @@ class Options:
     norm: str = "linf"
     eps: float = 0.2                 # the budget of both noises
     steps: int = 40                  # PGD steps (step eps * step_fraction, random start)
-    step_fraction: float = STEP_FRACTION
+    step_fraction: float | None = None  # None: 2.5 / steps (Madry et al.), as kerascnn robustness
     count: int = 1000                # the first `count` test images
     target: int = 4                  # the universal noise's target (the last class when there are fewer)
     fit: int = 1000                  # training images the universal noise is fitted on
@@ -60,6 +62,15 @@ class Result:
     universal_turned: np.ndarray     # (S, E) fraction turned into the target by the source's universal noise
     target: int
     class_names: tuple | None = None
+    examples: list | None = None     # per source: (N, H, W, C) its PGD examples of the first `count` test images
+    noises: list | None = None       # per source: (H, W, C) its universal noise
+    source_right: list | None = None  # per source: (N,) bool, the images it classifies right (the ones measured)
+    labels: np.ndarray | None = None  # (N,) true classes of the test images
+
+    @property
+    def step_fraction(self) -> float:
+        o = self.options
+        return o.step_fraction or 2.5 / o.steps
 
     @property
     def target_name(self) -> str:
@@ -72,7 +83,12 @@ class Result:
                 "pgd_accuracy": {s: dict(zip(self.evals, row)) for s, row in zip(self.sources, self.pgd_accuracy.tolist())},
                 "universal_turned": {s: dict(zip(self.evals, row))
                                      for s, row in zip(self.sources, self.universal_turned.tolist())},
-                "settings": {"steps": o.steps, "step_fraction": o.step_fraction, "fit": o.fit, "seed": o.seed}}
+                "measured_on": {s: int(r.sum()) for s, r in zip(self.sources, self.source_right or [])},
+                "definition": "over the images each source model classifies right: the evaluated model's accuracy "
+                              "on their PGD examples; the fraction its universal noise turns into the target",
+                "arrays": {f"source {i}": {"model": s, "examples": f"pgd_examples_{i}.npy",
+                                           "noise": f"universal_noise_{i}.npy"} for i, s in enumerate(self.sources)},
+                "settings": {"steps": o.steps, "step_fraction": self.step_fraction, "fit": o.fit, "seed": o.seed}}
 
 
 def run(sources: list, evals: list, options: Options, progress=None) -> Result:
@@ -88,18 +104,37 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
     clean = np.array([float(np.mean(s.logits(images).argmax(axis=1) == labels)) for s in evals])
     pgd_accuracy = np.zeros((len(sources), len(evals)))
     turned = np.zeros((len(sources), len(evals)))
+    fraction = options.step_fraction or 2.5 / options.steps
+    all_examples, noises, rights = [], [], []
     for i, source in enumerate(sources):
         if progress is not None:
             progress(f"transfer: attacking {source.name}")
+        right = source.logits(images).argmax(axis=1) == labels
         examples = pgd(source.logits_model, images, labels, options.eps, norm=options.norm, steps=options.steps,
-                       step_fraction=options.step_fraction, seed=options.seed, stop_when_fooled=False).images
+                       step_fraction=fraction, seed=options.seed, stop_when_fooled=False).images
         noise = fit_universal(source.logits_model, fit_images, target, eps=options.eps, norm=options.norm,
                               seed=options.seed).noise
         for j, evaluated in enumerate(evals):
-            pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples).argmax(axis=1) == labels))
-            turned[i, j] = attacks.universal(evaluated.logits_model, noise, images, labels, target).fraction_turned or 0.0
+            if right.any():
+                pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples[right]).argmax(axis=1) == labels[right]))
+                turned[i, j] = attacks.universal(evaluated.logits_model, noise, images[right], labels[right],
+                                                 target).fraction_turned or 0.0
+        all_examples.append(examples)
+        noises.append(noise)
+        rights.append(right)
     return Result(options, [model_label(s) for s in sources], [model_label(s) for s in evals], clean, pgd_accuracy,
-                  turned, target, task.class_names)
+                  turned, target, task.class_names, all_examples, noises, rights, labels)
+
+
+def arrays(result: Result) -> dict:
+    """The PGD examples and universal noise of each source (numbered as in result.json), the labels,
+    and which images each source classified right: enough to re-predict every number."""
+    out = {"labels.npy": result.labels}
+    for i in range(len(result.sources)):
+        out[f"pgd_examples_{i}.npy"] = result.examples[i]
+        out[f"universal_noise_{i}.npy"] = result.noises[i]
+        out[f"source_right_{i}.npy"] = result.source_right[i]
+    return out
 
 
 def figures(result: Result) -> dict:
@@ -120,9 +155,10 @@ def table(result: Result):
     rows = [[s] + [f"{v:.1%}" for v in result.pgd_accuracy[i]] + [f"{v:.1%}" for v in result.universal_turned[i]]
             for i, s in enumerate(result.sources)]
     rows.append(["(clean)"] + [f"{v:.1%}" for v in result.clean_accuracy] + ["-"] * len(result.evals))
-    return Table(header, rows, f"Transfer at {o.norm} eps {o.eps:g} on the first {o.count} test images: accuracy "
-                               f"on PGD examples made on each row's model; fraction turned into {result.target_name} by "
-                               f"its universal noise (diagonal: white-box)", numeric=tuple(range(1, len(header))))
+    return Table(header, rows, f"Transfer at {o.norm} eps {o.eps:g}, over those of the first {o.count} test images "
+                               f"each row's model classifies right: accuracy on its PGD examples; fraction turned into "
+                               f"{result.target_name} by its universal noise (diagonal: white-box)",
+                 numeric=tuple(range(1, len(header))))
 
 
 def summary(result: Result) -> str:

@@ -39,7 +39,7 @@ WRITES = {
     "occlude": ("occlusion.png", "occlusion_map.png"),
     "explain": ("explain.png", "explain_attack.png", "faithfulness.png", "randomisation*.png", "*.npy"),
     "robustness": ("robustness.png", "examples.png", "curves.png", "minimal_*.png"),
-    "transfer": ("transfer_pgd.png", "transfer_universal.png"),
+    "transfer": ("transfer_pgd.png", "transfer_universal.png", "*.npy"),
     "certify": ("certify.png",),
     "attack nontargeted": ("nontargeted.png", "images.npy"),
     "attack targeted": ("targeted.png", "images.npy"),
