@@ -8,6 +8,7 @@ from cli import (
     attack,
     certify,
     compare,
+    corruptions,
     evaluation,
     explain,
     export,
@@ -58,6 +59,7 @@ def cli():
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
     Robust:   kerascnn robustness | attack minimal | attack universal | transfer
               kerascnn certify   (randomized smoothing; train --noise-sd 0.25 first)
+              kerascnn corruptions   (noise, blur, fog, rotation...: MNIST-C or ImageNet-C, severities 1-5)
               kerascnn train --adversarial pgd --eps 0.3   (adversarial training)
     Study:    kerascnn compare | report
     Ship:     kerascnn export --out exported/
@@ -70,7 +72,7 @@ def cli():
 def _register():
 
     for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, certify,
-                   compare, report):
+                   corruptions, compare, report):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

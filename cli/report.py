@@ -7,6 +7,7 @@ import click
 
 from cli.common import guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
+from kerascnn.experiments import ON_A_MODEL
 from kerascnn.report.build import ReportConfig, build_report
 
 
@@ -27,8 +28,7 @@ from kerascnn.report.build import ReportConfig, build_report
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="A folder written by `kerascnn compare`: its table, verdict and curves join the report.")
 @click.option("--sections", default=None, metavar="A,B,...",
-              help="Only these experiments (comma-separated): evaluation, filters, maximize, activations, "
-                   "occlusion, explain, faithfulness, nontargeted, targeted, noise, explain_attack, robustness_study.")
+              help=f"Only these experiments (comma-separated): {', '.join(ON_A_MODEL)}.")
 @domain_options
 @guarded
 def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, domain, sections):

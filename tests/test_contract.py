@@ -582,7 +582,8 @@ def test_every_experiment_on_a_model_is_covered_here():
     import tests.test_contract_explain as explained  # the explanation experiments' part of this contract
 
     covered = {"evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise",
-               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study", "certify_study"}
+               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study", "certify_study",
+               "corruptions"}
     assert set(ON_A_MODEL) == covered
     for name in ON_A_MODEL:
         assert any(g.startswith(f"test_{name}") for g in (*globals(), *vars(explained)))
@@ -669,3 +670,38 @@ def test_certify_study(case):
     assert (shipped is not None) == (case.name in ("digits", "scaled"))
     d = check_protocol(experiment, result, case)
     assert d["broken_certificates"] == 0 and len(d["minimal_l2"]) == 4
+
+
+def test_corruptions(case, tmp_path):
+    """Common corruptions on every test model and its saved twin: the suite follows the image shape
+    (MNIST-C for 28x28 grey, ImageNet-C otherwise), each accuracy re-predicted by the raw model on
+    images corrupted here, the twin's equal to the subject's, and the corruption error recomputed
+    from the accuracies (Hendrycks & Dietterich's sums over severities)."""
+    from kerascnn.corrupt import corrupt
+    from kerascnn.experiments import corruptions as experiment
+
+    other = tmp_path / "twin.keras"
+    store.save_model(case.model, other)
+    suite = "mnist-c" if case.x_test.shape[1:] == (28, 28, 1) else "common"
+    names = {"mnist-c": ("shot_noise", "rotate", "zigzag"), "common": ("gaussian_noise", "fog", "pixelate")}[suite]
+    count = min(12, len(case.y_test))
+    options = experiment.Options(corruptions=names, severities=(1, 4), count=count, others=(str(other),), seed=3)
+    result = experiment.run(case.subject, options)
+    assert result.suite == suite and result.names == names
+    labels = case.y_test[:count]
+    for i, name in enumerate(names):
+        for j, severity in enumerate((1, 4)):
+            images = corrupt(case.x_test[:count], name, severity, seed=3, suite_name=suite)
+            expected = np.mean(case.probabilities(images).argmax(1) == labels)
+            assert result.models[0].accuracy[i, j] == pytest.approx(expected)
+    np.testing.assert_array_equal(result.models[1].accuracy, result.models[0].accuracy)
+    assert result.models[0].clean == pytest.approx(np.mean(case.probabilities(case.x_test[:count]).argmax(1) == labels))
+    d = check_protocol(experiment, result, case)
+    mnist_shaped = case.name in ("digits", "scaled")
+    assert (result.baseline is not None) == mnist_shaped  # the shipped cnn is the baseline of MNIST-shaped tasks
+    if mnist_shaped:
+        mine = 1 - result.models[0].accuracy
+        base = 1 - result.baseline.accuracy
+        ce = mine.sum(1) / base.sum(1)
+        assert d["models"][result.models[0].model]["mce"] == pytest.approx(np.mean(ce))
+    assert result.examples.shape == (len(names),) + case.x_test.shape[1:]

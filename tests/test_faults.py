@@ -95,6 +95,9 @@ COMMANDS = [
                                         20, "--sanity", 5], wrote={"robustness.png", "examples.png", "result.json"}),
     Command("certify", lambda m, d: ["certify", *_model(m, d), "--count", 3, "--n0", 10, "--n", 50],
             wrote={"certify.png", "result.json"}),
+    Command("corruptions", lambda m, d: ["corruptions", *_model(m, d), "--count", 4, "--severity", "1,5",
+                                         "--corruption", "fog,rotate", "--baseline", "none"],
+            wrote={"corruptions.png", "result.json"}),
     Command("transfer", lambda m, d: ["transfer", "--source-model", m, "--eval-model", m, "--data-dir", d, "--steps", 2,
                                       "--count", 20, "--fit", 20],
             wrote={"transfer_pgd.png", "transfer_universal.png", "result.json"}),
@@ -535,6 +538,10 @@ PARSE_ERRORS = [
     (lambda idx, two, one, missing: ["explain", "--digit", 7, "--data-dir", idx, "--method", "saliency,,gradcam"],
      "--method"),
     (lambda idx, two, one, missing: ["train", "--data-dir", one, "--epochs", 1], "at least 2 classes"),
+    (lambda idx, two, one, missing: ["corruptions", "--data-dir", idx, "--severity", "1,6"], "1-5"),
+    (lambda idx, two, one, missing: ["corruptions", "--data-dir", idx, "--corruption", "fog,smog"], "choose from"),
+    (lambda idx, two, one, missing: ["corruptions", "--data-dir", idx, "--suite", "common", "--corruption",
+                                     "zigzag"], "gaussian_noise"),
 ]
 
 

@@ -171,20 +171,28 @@ def _image_builder(dataset: str, data_dir: str | None):
     return builder
 
 
+def _prepared(dataset: str, data_dir: str | None):
+    """The tfds builder of `dataset`, prepared (downloaded where it is missing and the machine is online)."""
+    builder = _image_builder(dataset, data_dir)
+    if not builder.is_prepared():
+        name = builder.info.full_name.rsplit("/", 1)[0]
+        # tfds would retry a dead download for minutes (and leave half-made folders): ask first
+        if not _can_reach(DOWNLOAD_HOST):
+            where = (f"set TFDS_DATA_DIR to a folder holding {name}/<version>, or pass data_dir"
+                     if data_dir is None else
+                     f"data_dir holds neither the four IDX files, nor images by class, nor {name}/<version>")
+            raise UserError(f"dataset {dataset!r} not found in {builder.data_dir_root} and it cannot be downloaded "
+                            f"(no internet): {where}")
+        builder.download_and_prepare()
+    return builder
+
+
 def _load_tfds(dataset: str, data_dir: str | None) -> Arrays:
     builder = _image_builder(dataset, data_dir)
     root = builder.data_dir_root
     name = builder.info.full_name.rsplit("/", 1)[0]
     try:
-        if not builder.is_prepared():
-            # tfds would retry a dead download for minutes (and leave half-made folders): ask first
-            if not _can_reach(DOWNLOAD_HOST):
-                where = (f"set TFDS_DATA_DIR to a folder holding {name}/<version>, or pass data_dir"
-                         if data_dir is None else
-                         f"data_dir holds neither the four IDX files, nor images by class, nor {name}/<version>")
-                raise UserError(f"dataset {dataset!r} not found in {root} and it cannot be downloaded "
-                                f"(no internet): {where}")
-            builder.download_and_prepare()
+        builder = _prepared(dataset, data_dir)
         (x_train, y_train), (x_test, y_test) = _read_split(builder, "train"), _read_split(builder, "test")
     except UserError:
         raise
@@ -193,6 +201,19 @@ def _load_tfds(dataset: str, data_dir: str | None) -> Arrays:
                         f"{first_line(e)}") from None
     return make_arrays(x_train, y_train, x_test, y_test, builder.info.features["label"].names, name,
                    f"tensorflow-datasets {name} {builder.version} in {root}")
+
+
+def load_test_images(dataset: str, count: int, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` test images (uint8, N x H x W x C) and labels of a tensorflow-datasets image
+    dataset, without reading its training split (test-only sets such as cifar10_corrupted have none)."""
+    try:
+        builder = _prepared(dataset, data_dir)
+        images, labels = _read_split(builder, f"test[:{int(count)}]")
+        return images[:count], labels[:count]  # (tfds' mock data ignores the slice)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"cannot load dataset {dataset!r} from tensorflow-datasets: {first_line(e)}") from None
 
 
 def _read_split(builder, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,8 @@ class Experiment(Protocol):
 
 #: The experiments that study one model, in the report's order.
 ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "explain", "faithfulness",
-              "nontargeted", "targeted", "noise", "explain_attack", "robustness_study", "certify_study")
+              "nontargeted", "targeted", "noise", "explain_attack", "robustness_study", "corruptions",
+              "certify_study")
 
 
 def get(name: str) -> Experiment:

@@ -41,6 +41,7 @@ WRITES = {
     "robustness": ("robustness.png", "examples.png", "curves.png", "minimal_*.png"),
     "transfer": ("transfer_pgd.png", "transfer_universal.png", "*.npy"),
     "certify": ("certify.png",),
+    "corruptions": ("corruptions.png",),
     "attack nontargeted": ("nontargeted.png", "images.npy"),
     "attack targeted": ("targeted.png", "images.npy"),
     "attack noise": ("noise.png", "universal.png", "*.npy"),

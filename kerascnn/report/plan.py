@@ -7,6 +7,7 @@ from kerascnn.data.tasks import Pick, Task
 from kerascnn.experiments import (
     activations,
     certify_study,
+    corruptions,
     evaluation,
     explain,
     explain_attack,
@@ -70,6 +71,9 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     steps.append(("robustness", "Robustness: eps-bounded attacks, minimal perturbations, universal noise, transfer",
                   "robustness_study", robustness_study.Options(others=robustness_study.shipped_others(subject),
                                                                **small.get("robustness_study", {}))))
+    steps.append(("corruptions", "Common corruptions: noise, blur, weather, geometry", "corruptions",
+                  corruptions.Options(others=robustness_study.shipped_others(subject),
+                                      **{"count": 200, **small.get("corruptions", {})})))
     steps.append(("certified", "Certified robustness: randomized smoothing beside the smallest attacks",
                   "certify_study", certify_study.Options(**small.get("certify_study", {}))))
     return steps
@@ -87,6 +91,7 @@ HEAVY_OPTIONS = {
     "noise": {"steps": 100, "universal": 20},
     "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20, "autoattack_count": 5},
     "certify_study": {"count": 5, "n": 200},
+    "corruptions": {"count": 20, "severities": (1, 3, 5)},
 }
 
 
