@@ -15,7 +15,8 @@ def _names(ctx, param, value):
     names = [v.strip() for v in str(value).split(",")]
     if not all(names):
         raise click.BadParameter(f"an empty name in {value!r}: give names separated by single commas")
-    from kerascnn.corrupt import check_names, names as suite_names
+    from kerascnn.corrupt import check_names
+    from kerascnn.corrupt import names as suite_names
     from kerascnn.errors import BadValue
 
     names = tuple(dict.fromkeys(names))

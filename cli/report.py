@@ -36,13 +36,17 @@ def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_
 
     In order: the network and its parameters; training curves and test accuracy of the models; then
     every experiment with the commands' own defaults (predictions, filters, activation maps,
-    occlusion of two test images with their maps, the three attacks and the universal noise); and
+    occlusion of two test images with their maps, explanations, the three attacks and the universal
+    noise), then robustness, common corruptions and certified radii, cnn beside cnn_bn and cnn_pgd; and
     on MNIST our numbers beside the reference reports'. Figures are PNG files in OUT/, embedded in
     report.html (readable offline, no scripts) and linked from report.md. Works for any model and
     dataset (--model, --dataset, --data-dir).
 
-    With the pretrained models it took 92-101 s on two quiet CPU cores (AMD EPYC, 2026-12-03; the
-    robustness section most of it); one line per section shows where it is.
+    With the pretrained models it took 92-105 s on two quiet CPU cores (AMD EPYC, 2026-12-03), the
+    robustness section 35 s of it; one line per section shows where it is, and the longest are
+    named at the end. The robustness sections run on fewer images than the commands (AutoAttack on
+    12, for the first model, Square at 1,000 queries; corruptions on 100; certification on 10),
+    and the page says so.
 
     \b
     Example:  kerascnn report --out runs/report

@@ -49,7 +49,7 @@ def salt_and_pepper(x, amount, rng):
 def glass_blur(x, severity, rng):
     sigma, delta, iterations = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)][severity - 1]
     s = _scale(x)
-    return glass(x, sigma * s, max(1, int(round(delta * s))), iterations, rng)
+    return glass(x, sigma * s, max(1, round(delta * s)), iterations, rng)
 
 
 def glass(x, sigma, delta, iterations, rng):
@@ -120,7 +120,7 @@ def translate(x, severity, rng):
 
 
 def stripe(x, severity, rng):
-    width = int(round([2, 3, 5, 6, 7][severity - 1] * x.shape[1] / 28))
+    width = round([2, 3, 5, 6, 7][severity - 1] * x.shape[1] / 28)
     y = x.copy()
     y[:, :width] = 1 - y[:, :width]
     y[:, x.shape[1] - width:] = 1 - y[:, x.shape[1] - width:]
@@ -162,7 +162,7 @@ def _rows_line(x, rng):
 def dotted_line(x, severity, rng):
     """`severity` straight lines from the left edge to the right, every other `2 * side/28` columns dark."""
     h, w = x.shape[:2]
-    period = max(1, int(round(2 * w / 28)))
+    period = max(1, round(2 * w / 28))
     dashes = (np.arange(w) // period) % 2 == 1
     y = x.copy()
     for _ in range(severity):

@@ -208,16 +208,15 @@ def figures(result: Result) -> dict:
 
 def table(result: Result):
     many = len(result.models) > 1
-    if many:
-        header = ["corruption"] + [m.model for m in result.models]
+    if many:  # one row per corruption (16 rows with the mCE: the report shows up to 16)
+        header = ["corruption"] + [f"{m.model} (clean {m.clean:.1%}, mean {m.mean:.1%})" for m in result.models]
         rows = [[n] + [f"{m.accuracy[i].mean():.1%}" for m in result.models] for i, n in enumerate(result.names)]
-        rows.append(["clean"] + [f"{m.clean:.1%}" for m in result.models])
-        rows.append(["mean"] + [f"{m.mean:.1%}" for m in result.models])
         if result.baseline is not None:
             rows.append([f"mCE (vs {result.baseline.model})"] + [_pct(result.mce(m)) for m in result.models])
-            rows.append(["relative mCE"] + [_pct(result.mce(m, relative=True)) for m in result.models])
         caption = (f"Accuracy under {result.suite} corruptions, mean over severities {_sev(result)}, first "
-                   f"{result.count} test images, the same corrupted images for every model")
+                   f"{result.count} test images, the same corrupted images for every model"
+                   + ("; mCE: errors summed over the severities, over the baseline's (lower is better)"
+                      if result.baseline is not None else ""))
         return Table(header, rows, caption, numeric=tuple(range(1, len(header))))
     m = result.models[0]
     ce = None if result.baseline is m else result.corruption_errors(m)  # against itself: 100% everywhere

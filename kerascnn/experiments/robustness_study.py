@@ -26,6 +26,10 @@ class Options:
     transfer_eps: float = 0.2
     autoattack_eps: float = 0.1      # the one eps of the full AutoAttack (standard version)
     autoattack_count: int = 50       # test images for it (the first ones)
+    autoattack_models: int | None = None  # AutoAttack on the first N models only (None: all)
+    autoattack_queries: int = 5000   # Square's queries (the standard version's 5,000)
+    minimal_fab: bool = True         # minimal perturbations: also FAB-T, the smaller per image (else FMN alone)
+    minimal_steps: int = 300         # FMN's steps
 
 
 @dataclass
@@ -56,11 +60,16 @@ def run(subject, options: Options, progress=None) -> Result:
 
     shared = subject.domain if subject.domain.given_by_user else None  # given once for all; else read off each
     subjects = [subject] + [Subject.load(path, subject.task, domain=shared) for path in options.others]
-    curves = [robustness.run(s, robustness.Options(count=options.count)) for s in subjects]
+    # the sanity check (0% at eps 1) on as many images as the curves, not the command's 100
+    curves = [robustness.run(s, robustness.Options(count=options.count, sanity=min(100, options.count)))
+              for s in subjects]
     strongest = [robustness.run(s, robustness.Options(attacks=("autoattack",), eps=(options.autoattack_eps,),
-                                                      count=options.autoattack_count, sanity=0)) for s in subjects]
-    smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count)) for s in subjects]
-                for norm in ("l2", "linf")}
+                                                      count=options.autoattack_count, sanity=0,
+                                                      queries=options.autoattack_queries))
+                 for s in subjects[:options.autoattack_models]]
+    smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count, fab=options.minimal_fab,
+                                                       steps=options.minimal_steps))
+                       for s in subjects] for norm in ("l2", "linf")}
     noise = universal.run(subject, universal.Options(fit=options.fit, count=options.universal_count))
     matrix = None
     if len(subjects) > 1:
@@ -93,17 +102,19 @@ def table(result: Result):
     header = (["model", "clean"] + [f"APGD-CE {e:g}" for e in attacked] + [f"FGSM {attacked[-1]:g}"]
               + [f"AutoAttack {o.autoattack_eps:g}", "median L2", "median Linf", "checks"])
     rows = []
-    for i, (r, strong) in enumerate(zip(result.curves, result.autoattack)):
+    strongest = result.autoattack + [None] * (len(result.curves) - len(result.autoattack))
+    for i, (r, strong) in enumerate(zip(result.curves, strongest)):
         apgd, fgsm = r.accuracy("apgd-ce"), r.accuracy("fgsm")
         failed = [k for k, ok in r.checks().items() if not ok]
         rows.append([r.model, f"{r.clean_accuracy:.1%}"] + [f"{apgd[eps.index(e)]:.1%}" for e in attacked]
-                    + [f"{fgsm[-1]:.1%}", f"{strong.accuracy('autoattack')[-1]:.1%}",
+                    + [f"{fgsm[-1]:.1%}", "-" if strong is None else f"{strong.accuracy('autoattack')[-1]:.1%}",
                        f"{result.minimal['l2'][i].attack.median():.3g}",
                        f"{result.minimal['linf'][i].attack.median():.3g}",
                        "passed" if not failed else "FAILED: " + ", ".join(failed)])
     return Table(header, rows, f"Accuracy under linf attacks on the first {o.count} test images (APGD-CE, 100 "
-                               f"iterations), under the full AutoAttack (standard) at {o.autoattack_eps:g} on the "
-                               f"first {o.autoattack_count}, and the median smallest perturbation (FMN) over "
+                               f"iterations), under AutoAttack at {o.autoattack_eps:g} on the first "
+                               f"{o.autoattack_count} ({_autoattack_words(o)}), and the median smallest "
+                               f"perturbation ({'FMN and FAB-T' if o.minimal_fab else 'FMN'}, {o.minimal_steps} steps) over "
                                f"{o.minimal_count}: every accuracy an upper bound; smaller counts than the commands' "
                                f"(kerascnn robustness --attack autoattack, attack minimal) so that the report stays "
                                f"quick", numeric=tuple(range(1, len(header) - 1)))
@@ -112,14 +123,22 @@ def table(result: Result):
 def summary(result: Result) -> str:
     parts = []
     o = result.options
-    for i, (r, strong) in enumerate(zip(result.curves, result.autoattack)):
-        parts.append(f"{r.model} keeps {r.accuracy('apgd-ce')[-1]:.0%} under APGD-CE at eps {r.options.eps[-1]:g} "
-                     f"and {strong.accuracy('autoattack')[-1]:.0%} of {o.autoattack_count} under AutoAttack at "
-                     f"{o.autoattack_eps:g} (median minimal L2 {result.minimal['l2'][i].attack.median():.2f})")
+    strongest = result.autoattack + [None] * (len(result.curves) - len(result.autoattack))
+    for i, (r, strong) in enumerate(zip(result.curves, strongest)):
+        text = f"{r.model} keeps {r.accuracy('apgd-ce')[-1]:.0%} under APGD-CE at eps {r.options.eps[-1]:g}"
+        if strong is not None:
+            text += (f" and {strong.accuracy('autoattack')[-1]:.0%} of {o.autoattack_count} under AutoAttack at "
+                     f"{o.autoattack_eps:g} ({_autoattack_words(o)})")
+        parts.append(text + f" (median minimal L2 {result.minimal['l2'][i].attack.median():.2f})")
     text = "; ".join(parts) + ". " + universal.summary(result.universal)
     if result.transfer is not None:
         text += " " + transfer.summary(result.transfer)
     return text + f" (Counts: {result.options.count} images for the curves, {result.options.minimal_count} for minimal norms.)"
+
+
+def _autoattack_words(o: Options) -> str:
+    square = "standard" if o.autoattack_queries == 5000 else f"standard, Square at {o.autoattack_queries:,} queries"
+    return square if o.autoattack_models is None else f"{square}, the first model only"
 
 
 def shipped_others(subject) -> tuple:

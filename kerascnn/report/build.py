@@ -209,6 +209,9 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
             sections.append(experiment_section(section_id, title, module, result, figures))
             numbers[section_id] = result.to_dict()
             seconds[section_id] = time.perf_counter() - t
+        slow = sorted(((s, k) for k, s in seconds.items() if s >= 5 and k != "total"), reverse=True)
+        if slow:
+            progress("  the longest: " + ", ".join(f"{k} {s:.0f} s" for s, k in slow[:6]))
         progress("[3/3] writing report.html and report.md")
         if task.is_mnist:
             sections.append(reference_section(models, numbers, config.compare_dir))
