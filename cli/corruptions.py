@@ -80,8 +80,9 @@ def corruptions(subject, suite, corruptions, severities, count, baseline, others
     as the baseline). Writes corruptions.png (one example per corruption beside the bars) and
     result.json.
 
-    Measured on two shared CPU cores (AMD EPYC): the mnist-c suite at five severities over 1,000
-    MNIST images, about a minute (most of it generating the images).
+    Measured on two quiet CPU cores (AMD EPYC, 2026-12-03): the mnist-c suite at five severities
+    over 1,000 MNIST images, 78 s (56 s of it generating the images); with two more models (--also),
+    88 s.
 
     \b
     Examples:
