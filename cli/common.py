@@ -239,7 +239,7 @@ def build_subject(model_path, dataset: str, data_dir, out_dir=None, force: bool 
     if model_path is None and not (dataset == "mnist" and data_dir is None):
         model_path = default_out_dir(task, False)
         if not (Path(model_path) / "model.keras").is_file():
-            if task.input_shape == (28, 28, 1) and task.num_classes == 10:
+            if task.mnist_shaped:
                 click.echo(f"no --model: the shipped MNIST cnn serves {task.name} (28x28x1 images, 10 classes)",
                            err=True)
                 model_path = None

@@ -94,14 +94,9 @@ def corruptions(subject, suite, corruptions, severities, count, baseline, others
     from kerascnn.experiments import corruptions as experiment
 
     subject = subject(command="corruptions")
-    if source == "local":
-        subject.task.check_count(count)
     options = Options(suite=suite, corruptions=corruptions, severities=severities, count=count, source=source,
                       baseline=baseline, others=tuple(others), seed=seed)
-    options.check()
-    steps = len(corruptions or ()) or 15
-    with progress_bar("corruptions", steps * (1 if source == "tfds" and options.resolved_suite(subject.task) == "mnist-c"
-                                              else len(severities)), show_done=False) as progress:
+    with progress_bar("corruptions", experiment.progress_steps(options, subject.task), show_done=False) as progress:
         result = experiment.run(subject, options, progress=progress)
     emit(experiment, result, out_dir, "corruptions", force=force, as_json=as_json,
          subjects=[subject], protect=[p for p in (baseline, *others) if p and p != "none"])

@@ -29,12 +29,12 @@ NAMES = {"mnist-c": ("shot_noise", "impulse_noise", "glass_blur", "motion_blur",
 
 def suite(name: str) -> dict:
     """{corruption name: function(image, severity, rng)} of suite `name`, in its paper's order."""
-    if name not in SUITES:
-        raise BadValue("suite", f"unknown suite {name!r}: choose from {', '.join(SUITES)}")
+    names(name)  # checks the name
     return importlib.import_module(f"kerascnn.corrupt.{SUITES[name]}").CORRUPTIONS
 
 
 def names(suite_name: str) -> tuple[str, ...]:
+    """Suite `suite_name`'s corruption names (NAMES), the name checked."""
     if suite_name not in SUITES:
         raise BadValue("suite", f"unknown suite {suite_name!r}: choose from {', '.join(SUITES)}")
     return NAMES[suite_name]

@@ -108,6 +108,11 @@ class Task:
         return (arrays.name == "mnist" or (arrays.name == "idx" and self.input_shape == (28, 28, 1))) \
             and self.num_classes == 10
 
+    @property
+    def mnist_shaped(self) -> bool:
+        """28 x 28 grey images in 10 classes: what the shipped MNIST models take, whatever the digits."""
+        return self.input_shape == (28, 28, 1) and self.num_classes == 10
+
     def describe(self) -> str:
         return self.arrays().origin
 

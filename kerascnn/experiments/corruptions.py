@@ -42,7 +42,7 @@ class Options:
     def resolved_suite(self, task) -> str:
         return self.suite or ("mnist-c" if task.input_shape == (28, 28, 1) else "common")
 
-    def check(self, task=None) -> None:
+    def check(self) -> None:
         if self.source not in SOURCES:
             raise BadValue("source", f"unknown source {self.source!r}: choose from {', '.join(SOURCES)}")
         if self.suite is not None:
@@ -125,13 +125,18 @@ def _finite(v):
 def default_baseline(subject) -> str | None:
     """The shipped cnn, for 28 x 28 grey tasks of 10 classes (MNIST's shape), unless it is the subject."""
     shipped = SAVED_MODELS / "cnn"
-    if subject.task.input_shape != (28, 28, 1) or subject.task.num_classes != 10:
-        return None
-    if not (shipped / "model.keras").is_file():
+    if not subject.task.mnist_shaped or not (shipped / "model.keras").is_file():
         return None
     if subject.path is not None and subject.path.resolve().parent == shipped.resolve():
         return "self"
     return str(shipped)
+
+
+def progress_steps(options: Options, task) -> int:
+    """The (corruption, severity) pairs a run measures: what its progress counts to."""
+    name = options.resolved_suite(task)
+    columns = 1 if options.source == "tfds" and name == "mnist-c" else len(options.severities)
+    return len(check_names(name, options.corruptions)) * columns
 
 
 def run(subject, options: Options, progress=None) -> Result:
@@ -165,7 +170,7 @@ def run(subject, options: Options, progress=None) -> Result:
     middle = severities[len(severities) // 2]
     examples = []
     seconds = {"corrupting": 0.0, "predicting": 0.0}
-    done, steps = 0, len(names) * len(severities)
+    done, steps = 0, progress_steps(options, task)
     for i, n in enumerate(names):
         for j, s in enumerate(severities):
             begin = time.perf_counter()
@@ -178,7 +183,7 @@ def run(subject, options: Options, progress=None) -> Result:
             seconds["corrupting"] += time.perf_counter() - begin
             begin = time.perf_counter()
             for k, model in enumerate(evaluated):
-                accuracy[k][i, j] = float(np.mean(np.argmax(model.logits(corrupted), axis=1) == truth))
+                accuracy[k][i, j] = model.accuracy(corrupted, truth)
             seconds["predicting"] += time.perf_counter() - begin
             if s == middle:
                 examples.append(corrupted[min(options.example, len(corrupted) - 1)])
@@ -186,8 +191,7 @@ def run(subject, options: Options, progress=None) -> Result:
             if progress is not None:
                 progress(done, done, steps)
 
-    measured = [ModelAccuracy(model_label(s), float(np.mean(np.argmax(s.logits(images), axis=1) == labels)), a)
-                for s, a in zip(evaluated, accuracy)]
+    measured = [ModelAccuracy(model_label(s), s.accuracy(images, labels), a) for s, a in zip(evaluated, accuracy)]
     models = measured[:len(subjects)]
     baseline = None if base_subject is None else (models[0] if base_subject is subject else measured[-1])
     return Result(options, name, names, severities if severities != (0,) else ("published",), models, baseline,

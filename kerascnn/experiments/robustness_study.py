@@ -45,6 +45,11 @@ class Result:
     def names(self) -> list[str]:
         return [r.model for r in self.curves]
 
+    @property
+    def autoattack_per_model(self) -> list:
+        """AutoAttack's result per model of `curves`, None for those it did not run on (autoattack_models)."""
+        return self.autoattack + [None] * (len(self.curves) - len(self.autoattack))
+
     def to_dict(self) -> dict:
         return {"models": self.names, "counts": {"curves": self.options.count, "minimal": self.options.minimal_count,
                                                  "autoattack": self.options.autoattack_count},
@@ -102,8 +107,7 @@ def table(result: Result):
     header = (["model", "clean"] + [f"APGD-CE {e:g}" for e in attacked] + [f"FGSM {attacked[-1]:g}"]
               + [f"AutoAttack {o.autoattack_eps:g}", "median L2", "median Linf", "checks"])
     rows = []
-    strongest = result.autoattack + [None] * (len(result.curves) - len(result.autoattack))
-    for i, (r, strong) in enumerate(zip(result.curves, strongest)):
+    for i, (r, strong) in enumerate(zip(result.curves, result.autoattack_per_model)):
         apgd, fgsm = r.accuracy("apgd-ce"), r.accuracy("fgsm")
         failed = [k for k, ok in r.checks().items() if not ok]
         rows.append([r.model, f"{r.clean_accuracy:.1%}"] + [f"{apgd[eps.index(e)]:.1%}" for e in attacked]
@@ -123,8 +127,7 @@ def table(result: Result):
 def summary(result: Result) -> str:
     parts = []
     o = result.options
-    strongest = result.autoattack + [None] * (len(result.curves) - len(result.autoattack))
-    for i, (r, strong) in enumerate(zip(result.curves, strongest)):
+    for i, (r, strong) in enumerate(zip(result.curves, result.autoattack_per_model)):
         text = f"{r.model} keeps {r.accuracy('apgd-ce')[-1]:.0%} under APGD-CE at eps {r.options.eps[-1]:g}"
         if strong is not None:
             text += (f" and {strong.accuracy('autoattack')[-1]:.0%} of {o.autoattack_count} under AutoAttack at "

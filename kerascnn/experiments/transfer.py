@@ -101,7 +101,7 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
     images, labels = task.test()
     images, labels = images[:options.count], labels[:options.count]
     fit_images = to_float(task.arrays().x_train[:options.fit])
-    clean = np.array([float(np.mean(s.logits(images).argmax(axis=1) == labels)) for s in evals])
+    clean = np.array([s.accuracy(images, labels) for s in evals])
     pgd_accuracy = np.zeros((len(sources), len(evals)))
     turned = np.zeros((len(sources), len(evals)))
     fraction = options.step_fraction or 2.5 / options.steps
@@ -116,7 +116,7 @@ def run(sources: list, evals: list, options: Options, progress=None) -> Result:
                               seed=options.seed).noise
         for j, evaluated in enumerate(evals):
             if right.any():
-                pgd_accuracy[i, j] = float(np.mean(evaluated.logits(examples[right]).argmax(axis=1) == labels[right]))
+                pgd_accuracy[i, j] = evaluated.accuracy(examples[right], labels[right])
                 turned[i, j] = attacks.universal(evaluated.logits_model, noise, images[right], labels[right],
                                                  target).fraction_turned or 0.0
         all_examples.append(examples)

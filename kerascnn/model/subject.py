@@ -176,6 +176,10 @@ class Subject:
         """(N, H, W, C) -> (N, K) float64 class probabilities."""
         return softmax(self.logits(images, batch_size))
 
+    def accuracy(self, images: np.ndarray, labels: np.ndarray) -> float:
+        """The fraction of `images` whose top class is their label."""
+        return float(np.mean(self.logits(images).argmax(axis=1) == labels))
+
     # ------------------------------------------------------------------ layers by role
     def spatial_layers(self) -> list[str]:
         """Layers whose output is a stack of maps (N, h, w, c), input layer excluded, in model order."""
