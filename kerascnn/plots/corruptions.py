@@ -24,7 +24,8 @@ def corruption_figure(clean, examples, names, models, accuracy, clean_accuracy, 
     grid, bars = fig.subfigures(1, 2, width_ratios=[1.0, 1.35])
     axes = grid.subplots(rows, cols, squeeze=False).ravel()
     for ax, image, label in zip(axes, [clean] + list(examples), ["clean"] + [_pretty(x) for x in names]):
-        show_digit(ax, image, label, fontsize=8)
+        # a thin frame: a white edge (stripe, brightness) would otherwise merge with the page
+        show_digit(ax, image, label, fontsize=8, frame=MUTED, frame_width=0.8)
     for ax in axes[n + 1:]:
         ax.axis("off")
     grid.suptitle(f"the first test image at severity {example_severity}" if example_severity else
