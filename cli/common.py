@@ -23,6 +23,7 @@ from kerascnn.data.tasks import Pick, Task, check_dataset_name
 from kerascnn.errors import BadValue, UserError
 from kerascnn.model.subject import Subject
 from kerascnn.training.config import default_out_dir
+from kerascnn.training.precision import share_gpus
 
 #: Where a command writes when --out is not given: runs/<command>/ (ignored by git); training's own.
 RUNS = str(TRAIN_RUNS)
@@ -43,6 +44,7 @@ def quiet_tensorflow() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # device probing logs too: do it now, quietly
+            share_gpus()  # memory growth: processes (--jobs, two commands at once) share a GPU
             import keras  # noqa: F401  (its start-up is chatty too)
     import absl.logging
 
@@ -292,3 +294,4 @@ def image_options(func=None, *, required: bool = True):
         choice = Pick(class_name if digit is None else str(digit), index, image_file)
         return func(*args, pick=choice, **kwargs)
     return wrapper
+

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import click
 
 from cli.common import guarded, quiet_tensorflow
 from cli.output import emit
+from cli.study_options import engine_options
 from cli.train import recipe_options
 from kerascnn.experiments import compare as experiment
 from kerascnn.experiments.compare import Options
 from kerascnn.outputs import locks
+from kerascnn.outputs.folders import MARKER
 from kerascnn.training import fit as training
 from kerascnn.training import runs
 from kerascnn.training.config import TrainConfig
@@ -27,14 +30,10 @@ from kerascnn.training.config import TrainConfig
               help="Write into an --out folder that kerascnn did not make (its files are kept).")
 @click.option("--verbose", is_flag=True, help="Keras' progress bar for every epoch instead of one line each "
                                              "(not with --jobs above 1).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Runs at a time, each in its own process with cores / N intra-op threads (1: one after "
-                   "another in this process, all cores). Results equal a serial run's up to floating-point "
-                   "rounding (the thread count changes the order of sums); the same --jobs repeats them bit "
-                   "for bit.")
+@engine_options
 @guarded
 def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, val_every, subset, precision, dataset,
-            data_dir, out_dir, force, verbose, jobs):
+            data_dir, out_dir, force, verbose, jobs, address, engine):
     """Does batch norm help? Train with and without it for several seeds and compare.
 
     Trains both variants with the same recipe for each seed, then draws training and validation
@@ -52,9 +51,12 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     runs are reused, an unfinished one resumes. Writes OUT/result.json, curves_loss.png,
     curves_accuracy.png and test_accuracy.png.
 
-    --jobs N trains N runs at once in worker processes (lines start with the run's label). Beyond
-    one machine: run `--first-seed K --seeds 1` on each machine with the same --out on a shared
-    disk (or copy OUT/runs/ back), then the whole command once more: it reuses every finished run.
+    --jobs N trains N runs at once (lines start with the run's label): as Ray tasks when Ray is
+    installed (pip install -e ".[cluster]"), else in N worker processes. --address auto runs them on
+    a Ray cluster (`ray start --head` on one machine, `ray start --address HEAD:6379` on the others,
+    --out on a disk they share). Without Ray: run `--first-seed K --seeds 1` on each machine with the
+    same --out on a shared disk (or copy OUT/runs/ back), then the whole command once more: it
+    reuses every finished run.
 
     \b
     Example:  kerascnn compare --seeds 3 --epochs 5
@@ -63,20 +65,22 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     train = TrainConfig(dataset=dataset, data_dir=data_dir, epochs=epochs, batch_size=batch_size, lr=lr,
                         lr_schedule=lr_schedule, val_size=val_size, val_every=val_every, subset=subset,
                         precision=precision)
-    if verbose and jobs > 1:
-        raise click.UsageError("--verbose draws Keras' bar in this process: use it without --jobs")
-    options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir, jobs=jobs)
+    if verbose and (jobs > 1 or address):
+        raise click.UsageError("--verbose draws Keras' bar in this process: use it without --jobs and --address")
+    options = Options(train=train, seeds=seeds, first_seed=first_seed, out_dir=out_dir, jobs=jobs, address=address,
+                      engine=engine)
     options.check()
     quiet_tensorflow()
 
     runs.check_training_folder(out_dir, force=force)
-    click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs of "
-               f"{epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
-               f"{training.resolve_precision(precision)}"
-               f"{f', {jobs} at a time' if jobs > 1 else ''} -> {out_dir}/")
     started = time.perf_counter()
-    with locks.FolderLock(out_dir):
-        result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0)
+    with locks.FolderLock(out_dir), options.pool() as pool:
+        if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
+            runs.mark_training_folder(out_dir, "compare")
+        click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs "
+                   f"of {epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
+                   f"{training.resolve_precision(precision)}, {pool.description} -> {out_dir}/")
+        result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0, pool=pool)
         click.echo("")
         emit(experiment, result, out_dir, "compare", force=True)
     reused = sum(run.reused for run in result.runs)

@@ -9,6 +9,7 @@ from cli.main import cli
 from kerascnn.errors import BadValue
 from kerascnn.experiments import compare as study
 from kerascnn.experiments.compare import Options
+from kerascnn.study.engine import local_cores, threads_per_job
 from kerascnn.study.seeds import Band, RunRecord, aggregate, band, block_means, first_iteration_reaching
 from kerascnn.training.config import TrainConfig
 from kerascnn.study.verdict import judge
@@ -223,18 +224,24 @@ def _metrics(out):
     return {run.name: json.loads((run / "metrics.json").read_text()) for run in sorted((out / "runs").iterdir())}
 
 
-def test_jobs_give_a_serial_runs_numbers_and_split_seeds_are_reused(tmp_path, idx_dir):
+@pytest.mark.parametrize("engine", ["processes", "ray"])
+def test_jobs_give_a_serial_runs_numbers_and_split_seeds_are_reused(tmp_path, idx_dir, engine):
+    cores = local_cores()
+    each = threads_per_job(2, cores)
+    named = {"processes": f"in 2 local processes ({each} thread{'s' * (each > 1)} each",
+             "ray": f"on Ray ({cores} CPUs, a local instance; 2 runs at a time, {each} CPU{'s' * (each > 1)} each)"}[engine]
     base = ["compare", "--seeds", 1, "--epochs", 1, "--batch-size", 20, "--subset", 100, "--val-size", 20,
-            "--precision", "fp32", "--data-dir", idx_dir]
+            "--precision", "fp32", "--data-dir", idx_dir, "--engine", engine]
     serial = CliRunner().invoke(cli, [str(a) for a in base + ["--out", tmp_path / "serial"]])
     parallel = CliRunner().invoke(cli, [str(a) for a in base + ["--jobs", 2, "--out", tmp_path / "parallel"]])
     assert serial.exit_code == 0 and parallel.exit_code == 0, serial.output + parallel.output
-    assert "2 at a time" in parallel.output
+    assert "one run after another in this process" in serial.output.splitlines()[0]
+    assert named in parallel.output.splitlines()[0]  # the study's first line names what runs it
     for label in ("run 1/2: cnn seed 0", "run 2/2: cnn_bn seed 0"):  # workers' lines reach the user, labelled
         assert f"{label}: training 1 epoch(s)" in parallel.output and f"{label}: epoch 1/1: loss" in parallel.output
     one, two = _metrics(tmp_path / "serial"), _metrics(tmp_path / "parallel")
     assert set(one) == set(two) == {"cnn_seed0", "cnn_bn_seed0"}
-    # 2 intra-op threads against 1 (two cores shared out): the order of sums only (kerascnn.study.parallel)
+    # 2 intra-op threads against 1 (two cores shared out): the order of sums only (kerascnn.study.engine)
     for name in one:
         assert abs(two[name]["test_accuracy"] - one[name]["test_accuracy"]) <= 0.01, name  # 2 of 200 images
         assert two[name]["test_loss"] == pytest.approx(one[name]["test_loss"], rel=1e-3)
@@ -259,7 +266,7 @@ def test_a_failing_worker_is_one_line_and_ctrl_c_exits_130(tmp_path, idx_dir, mo
     import multiprocessing.context
 
     base = ["compare", "--seeds", 1, "--epochs", 1, "--batch-size", 20, "--subset", 100, "--val-size", 20,
-            "--precision", "fp32", "--data-dir", idx_dir, "--jobs", 2, "--force"]
+            "--precision", "fp32", "--data-dir", idx_dir, "--jobs", 2, "--force", "--engine", "processes"]
     out = tmp_path / "broken"
     (out / "runs").mkdir(parents=True)
     (out / "runs" / "cnn_seed0").write_text("a file where the run's folder goes")

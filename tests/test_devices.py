@@ -85,3 +85,37 @@ def test_one_device_is_the_plain_path_and_not_part_of_the_resume_key():
 
     assert devices.strategy(1) == (1, None)
     assert TrainConfig(devices=2).resume_key() == TrainConfig().resume_key()
+
+
+# ---------------------------------------------------------------------------- GPUs, faked (no GPU is lent here)
+def _fake_gpus(monkeypatch, capabilities):
+    import tensorflow as tf
+
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(len(capabilities))]
+    details = {gpu.name: ({} if c is None else {"compute_capability": c, "device_name": "fake"})
+               for gpu, c in zip(gpus, capabilities)}
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: list(gpus) if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: details[gpu.name])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth", lambda gpu, on: grown.append((gpu.name, on)))
+    return grown
+
+
+@pytest.mark.parametrize("capabilities, bf16", [([(8, 0)], True), ([(9, 0), (8, 6)], True), ([(7, 5)], False),
+                                                ([(8, 0), (7, 0)], False), ([None], False)])
+def test_bf16_on_a_gpu_follows_its_compute_capability_not_the_cpu(monkeypatch, capabilities, bf16):
+    from kerascnn.training import precision
+
+    _fake_gpus(monkeypatch, capabilities)
+    assert precision.has_bf16_hardware() is bf16
+    assert precision.resolve_precision("auto") == ("bf16" if bf16 else "fp32")
+    assert precision.resolve_precision("fp32") == "fp32"
+
+
+def test_memory_growth_is_set_on_every_gpu(monkeypatch):
+    from kerascnn.training import precision
+
+    grown = _fake_gpus(monkeypatch, [(8, 0), (8, 0)])
+    assert precision.share_gpus() == 2
+    assert grown == [("/physical_device:GPU:0", True), ("/physical_device:GPU:1", True)]

@@ -19,7 +19,7 @@ from typing import Callable
 from kerascnn.errors import BadValue
 from kerascnn.outputs import locks, store
 from kerascnn.outputs.document import Table
-from kerascnn.study import parallel
+from kerascnn.study import engine
 from kerascnn.study.seeds import CompareResult, RunRecord, aggregate
 from kerascnn.training import fit as training
 from kerascnn.training.config import TrainConfig
@@ -37,13 +37,14 @@ class Options:
     threshold: float = 0.98          # the validation accuracy whose first crossing is counted
     out_dir: str = "runs/compare"    # runs go into OUT/runs/<cnn|cnn_bn>_seed<S>/
     jobs: int = 1                    # runs at a time, each in its own process with cores // jobs threads
-                                     # (1: one after the other in this process; see kerascnn.study.parallel)
+                                     # (1: one after the other in this process; see kerascnn.study.engine)
+    address: str | None = None       # a Ray cluster ("auto", "ray://HOST:PORT"); None: this machine
+    engine: str = "auto"             # auto (Ray when installed), ray, or processes (kerascnn.study.engine)
 
     def check(self) -> None:
         if self.seeds < 1:
             raise BadValue("seeds", f"must be at least 1, got {self.seeds}")
-        if self.jobs < 1:
-            raise BadValue("jobs", f"must be at least 1, got {self.jobs}")
+        engine.check(self.jobs, self.address, self.engine)
         if not 0 < self.threshold < 1:
             raise BadValue("threshold", f"must be in (0, 1), got {self.threshold}")
         self.train.check()
@@ -61,6 +62,10 @@ class Options:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def pool(self) -> engine.Pool:
+        """Where the runs run (kerascnn.study.engine); close it, or use it in a `with`."""
+        return engine.Pool(self.jobs, self.address, self.engine)
 
 
 def _recipe_key(train_config: TrainConfig) -> dict:
@@ -117,15 +122,20 @@ def _train_in_worker(payload, notify) -> RunRecord:
     return train_run(config, label, notify, indent=f"{label}: ")
 
 
-def run(options: Options, progress: Callable[[str], None] = lambda line: None, verbose: int | str = 0) -> CompareResult:
+def run(options: Options, progress: Callable[[str], None] = lambda line: None, verbose: int | str = 0,
+        pool: engine.Pool | None = None) -> CompareResult:
     """Trains (or reuses) both variants for every seed and aggregates them.
 
     progress: one line per run and, with verbose=0, one per epoch (with jobs > 1 each line starts with
-    its run's label). verbose: passed to Keras (1: its progress bar; serial runs only). Raises
-    training.TrainingInterrupted (parallel.Interrupted with jobs > 1) on Ctrl-C; the same call resumes.
+    its run's label). verbose: passed to Keras (1: its progress bar; serial runs only). pool: where the
+    runs run (default: options.pool(), closed at the end). Raises training.TrainingInterrupted
+    (engine.Interrupted with jobs > 1 or on Ray) on Ctrl-C; the same call resumes.
     """
 
     options.check()
+    if pool is None:
+        with options.pool() as own:
+            return run(options, progress, verbose, own)
     records: dict[int, RunRecord] = {}
     pending = []
     total = 2 * options.seeds
@@ -139,9 +149,10 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None, v
                 records[len(records) + len(pending)] = record
             else:
                 pending.append((len(records) + len(pending), label, config))
-    if options.jobs > 1 and pending:  # even one run: the same threads as its siblings would have had
-        done = parallel.run([(label, (config, label)) for _, label, config in pending], options.jobs,
-                            _train_in_worker, progress)
+    if pool.parallel and pending:  # even one run: the same threads as its siblings would have had
+        # on a cluster a relative folder would mean the worker's own working folder: give it whole
+        where = (lambda c: replace(c, out_dir=os.path.abspath(c.out_dir))) if options.address else (lambda c: c)
+        done = pool.map([(label, (where(config), label)) for _, label, config in pending], _train_in_worker, progress)
         records.update({index: record for (index, _, _), record in zip(pending, done)})
     else:
         data, data_seed = None, None
