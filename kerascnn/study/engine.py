@@ -40,6 +40,8 @@ from kerascnn.study.workers import Interrupted, Outcome, call, local_cores, star
 ENGINES = ("auto", "ray", "processes")
 #: How many times a run whose worker process died is started again before the study gives up.
 RETRIES = 2
+#: How long a worker told to stop (Ctrl-C) has to clean up before it is killed.
+STOP_SECONDS = 20
 _CLUSTER_HINT = 'pip install -e ".[cluster]"'
 
 
@@ -85,8 +87,8 @@ class Pool:
     def __init__(self, jobs: int = 1, address: str | None = None, engine: str = "auto", retries: int = RETRIES):
         self.kind = check(jobs, address, engine)
         self.jobs, self.address, self.retries = jobs, address, retries
-        self._ray_started = False    # a local instance we started (and shut down on close)
-        self._ray_ready = False
+        self.ray_started = False    # a local instance we started (and shut down on close)
+        self.ray_ready = False
 
     # ------------------------------------------------------------------ what the user is told
     @property
@@ -132,11 +134,11 @@ class Pool:
         return on_ray.map_tasks(self, list(tasks), work, progress, tensorflow)
 
     def close(self) -> None:
-        if self._ray_started:
+        if self.ray_started:
             import ray
 
             ray.shutdown()
-            self._ray_started = self._ray_ready = False
+            self.ray_started = self.ray_ready = False
 
     def __enter__(self) -> "Pool":
         return self
@@ -202,6 +204,11 @@ class Pool:
             except KeyboardInterrupt:
                 raise Interrupted() from None
             finally:
-                for process in set(multiprocessing.active_children()) - before:
-                    process.terminate()  # at once: shutdown() would wait for the running runs
+                workers = set(multiprocessing.active_children()) - before
+                for process in workers:
+                    process.terminate()  # now, not after the running runs: SIGTERM stops a run cleanly
+                for process in workers:  # (kerascnn.study.workers._stop); one that does not, is killed
+                    process.join(STOP_SECONDS)
+                    if process.is_alive():
+                        process.kill()
                 executor.shutdown(wait=True, cancel_futures=True)

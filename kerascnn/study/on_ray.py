@@ -13,7 +13,9 @@ from kerascnn.study.workers import Interrupted, first_line, local_cores, ray_err
 
 
 def start(pool) -> None:
-    if pool._ray_ready:
+    """Connects to the pool's address, or starts a local instance (shut down by pool.close()); a Ray
+    already started in this process is used as it is."""
+    if pool.ray_ready:
         return
     import logging
 
@@ -31,8 +33,9 @@ def start(pool) -> None:
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
             where = "start a local Ray instance" if pool.address is None else f"reach Ray at {pool.address}"
             raise UserError(f"cannot {where}: {first_line(e)}") from None
-        pool._ray_started = True
-    pool._ray_ready = True
+        pool.ray_started = True
+    pool.ray_ready = True
+
 
 def resources(pool) -> tuple[int, float]:
     """(CPUs, GPUs) each run asks of Ray: the cluster's shared out by jobs, no more than the largest
@@ -46,7 +49,9 @@ def resources(pool) -> tuple[int, float]:
     gpus = sum(n.get("GPU", 0) for n in nodes)
     return cpus, (min(1.0, gpus / pool.jobs) if gpus else 0.0)
 
+
 def map_tasks(pool, tasks, work, progress, tensorflow) -> list:
+    """Pool.map on Ray: every run a task; a dead worker's run is submitted again (pool.retries)."""
     import ray
     from ray.util.queue import Empty, Queue
 
@@ -93,12 +98,24 @@ def map_tasks(pool, tasks, work, progress, tensorflow) -> list:
                 results[index] = pool.checked(label, outcome)
         drain()
     except KeyboardInterrupt:
-        for ref in pending:
-            ray.cancel(ref, force=True)
         raise Interrupted() from None
     finally:
         if pending:  # a failure or Ctrl-C: nothing of this study keeps running
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            _stop(list(pending), pool)
         ray.kill(lines.actor)
     return [results[i] for i in range(len(tasks))]
+
+
+def _stop(refs: list, pool) -> None:
+    """Ends running tasks as Ctrl-C ends a run in a terminal (a KeyboardInterrupt in the task: its
+    clean-up runs, no checkpoint is left half-written); those still running after STOP_SECONDS are
+    killed."""
+    import ray
+
+    from kerascnn.study.engine import STOP_SECONDS
+
+    for ref in refs:
+        ray.cancel(ref)
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=STOP_SECONDS)
+    for ref in running:
+        ray.cancel(ref, force=True)

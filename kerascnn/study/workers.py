@@ -47,6 +47,7 @@ def start_worker(threads: int, lines, tensorflow: bool) -> None:
     """A spawned worker, before its first run: Ctrl-C is the parent's to handle; threads as shared out."""
     global _LINES
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and ends the workers
+    signal.signal(signal.SIGTERM, _stop)          # ... with SIGTERM: see _stop
     os.environ.update(_thread_env(threads))
     _LINES = lines
     if tensorflow:
@@ -64,6 +65,22 @@ def call(work: Callable, payload, notify: Callable | None) -> Outcome:
         return Outcome(error=str(e))
     except Exception as e:  # noqa: BLE001  (a bug: its last line is still one line for the user)
         return Outcome(error=traceback.format_exception_only(e)[-1].strip())
+    finally:
+        if _STOPPING:  # the run's own clean-up has run (its finally blocks): now the process ends
+            os._exit(143)
+
+
+_STOPPING = False
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM from the parent (Ctrl-C there): stop the run as Ctrl-C stops a run in a terminal, so
+    that its clean-up runs (a checkpoint being written is removed, never left half-written; a bare
+    SIGTERM left `.checkpoint-epoch2.keras.*.tmp.keras` behind), then `call` ends the process
+    rather than let the executor hand it another run."""
+    global _STOPPING
+    _STOPPING = True
+    raise KeyboardInterrupt
 
 
 def ray_run(work: Callable, payload, lines, threads: int, tensorflow: bool) -> Outcome:
