@@ -89,6 +89,7 @@ class Pool:
         self.jobs, self.address, self.retries = jobs, address, retries
         self.ray_started = False    # a local instance we started (and shut down on close)
         self.ray_ready = False
+        self.stop_seconds = STOP_SECONDS  # how long a worker told to stop may clean up
 
     # ------------------------------------------------------------------ what the user is told
     @property
@@ -208,7 +209,7 @@ class Pool:
                 for process in workers:
                     process.terminate()  # now, not after the running runs: SIGTERM stops a run cleanly
                 for process in workers:  # (kerascnn.study.workers._stop); one that does not, is killed
-                    process.join(STOP_SECONDS)
+                    process.join(self.stop_seconds)
                     if process.is_alive():
                         process.kill()
                 executor.shutdown(wait=True, cancel_futures=True)

@@ -108,14 +108,12 @@ def map_tasks(pool, tasks, work, progress, tensorflow) -> list:
 
 def _stop(refs: list, pool) -> None:
     """Ends running tasks as Ctrl-C ends a run in a terminal (a KeyboardInterrupt in the task: its
-    clean-up runs, no checkpoint is left half-written); those still running after STOP_SECONDS are
+    clean-up runs, no checkpoint is left half-written); those still running after pool.stop_seconds are
     killed."""
     import ray
 
-    from kerascnn.study.engine import STOP_SECONDS
-
     for ref in refs:
         ray.cancel(ref)
-    _, running = ray.wait(refs, num_returns=len(refs), timeout=STOP_SECONDS)
+    _, running = ray.wait(refs, num_returns=len(refs), timeout=pool.stop_seconds)
     for ref in running:
         ray.cancel(ref, force=True)
