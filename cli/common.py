@@ -294,4 +294,3 @@ def image_options(func=None, *, required: bool = True):
         choice = Pick(class_name if digit is None else str(digit), index, image_file)
         return func(*args, pick=choice, **kwargs)
     return wrapper
-

@@ -2,7 +2,7 @@
 address), or, without Ray, a `concurrent.futures.ProcessPoolExecutor` of N 'spawn' workers.
 
     with Pool(jobs=2) as pool:            # address="auto" / "ray://head:10001": a Ray cluster
-        print(pool.description)            # "on Ray (2 CPUs, a local instance; 1 per run)"
+        print(pool.description)            # "on Ray (2 CPUs, a local instance; 2 runs at a time, 1 CPU each)"
         results = pool.map(tasks, work, progress)
 
 `tasks` are (label, payload) pairs; `work(payload, notify)` is a module-level function (payloads
@@ -19,7 +19,8 @@ What each engine does for us, so that nothing here is a scheduler of our own:
 What stays here: one retry policy for both (a run whose worker process died starts again, at most
 `retries` times, with a line saying so; a run resumes from its own folder, e.g. training from its
 last finished epoch), one line per failing run (a UserError naming its label, never a traceback),
-and Ctrl-C (the running workers are ended at once and Interrupted, exit 130, is raised).
+and Ctrl-C (the running workers stop as a run stops on Ctrl-C, their clean-up done, within
+STOP_SECONDS or are killed; Interrupted, exit 130, is raised).
 
 The Ray side lives in kerascnn.study.on_ray; what runs inside a worker, in kerascnn.study.workers.
 
@@ -88,7 +89,6 @@ class Pool:
         self.kind = check(jobs, address, engine)
         self.jobs, self.address, self.retries = jobs, address, retries
         self.ray_started = False    # a local instance we started (and shut down on close)
-        self.ray_ready = False
         self.stop_seconds = STOP_SECONDS  # how long a worker told to stop may clean up
 
     # ------------------------------------------------------------------ what the user is told
@@ -139,7 +139,7 @@ class Pool:
             import ray
 
             ray.shutdown()
-            self.ray_started = self.ray_ready = False
+            self.ray_started = False
 
     def __enter__(self) -> "Pool":
         return self

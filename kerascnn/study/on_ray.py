@@ -15,26 +15,24 @@ from kerascnn.study.workers import Interrupted, first_line, local_cores, ray_err
 def start(pool) -> None:
     """Connects to the pool's address, or starts a local instance (shut down by pool.close()); a Ray
     already started in this process is used as it is."""
-    if pool.ray_ready:
-        return
     import logging
 
     import ray
 
-    if not ray.is_initialized():
-        try:
-            if pool.address is None:
-                # the workers import what this process imports, from where it does (as spawn's do)
-                paths = os.pathsep.join(p for p in sys.path if p)
-                ray.init(num_cpus=local_cores(), include_dashboard=False, log_to_driver=False,
-                         logging_level=logging.ERROR, runtime_env={"env_vars": {"PYTHONPATH": paths}})
-            else:
-                ray.init(address=pool.address, log_to_driver=False, logging_level=logging.ERROR)
-        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
-            where = "start a local Ray instance" if pool.address is None else f"reach Ray at {pool.address}"
-            raise UserError(f"cannot {where}: {first_line(e)}") from None
-        pool.ray_started = True
-    pool.ray_ready = True
+    if ray.is_initialized():
+        return
+    try:
+        if pool.address is None:
+            # the workers import what this process imports, from where it does (as spawn's do)
+            paths = os.pathsep.join(p for p in sys.path if p)
+            ray.init(num_cpus=local_cores(), include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR, runtime_env={"env_vars": {"PYTHONPATH": paths}})
+        else:
+            ray.init(address=pool.address, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as e:
+        where = "start a local Ray instance" if pool.address is None else f"reach Ray at {pool.address}"
+        raise UserError(f"cannot {where}: {first_line(e)}") from None
+    pool.ray_started = True
 
 
 def resources(pool) -> tuple[int, float]:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kerascnn.errors import UserError
+from kerascnn.training.precision import share_gpus
 
 
 class Interrupted(UserError):
-    """Ctrl-C while workers ran: they are ended; the same command reuses finished runs and resumes the others."""
+    """Ctrl-C while workers ran: they are stopped; the same command reuses finished runs and resumes the others."""
 
     exit_code = 130
 
@@ -32,7 +33,6 @@ class Outcome:
     """What a worker sends back for one run: its result, or the one line of its error."""
     value: object = None
     error: str | None = None
-
 
 
 _LINES = None  # the queue a worker process's lines go through (set by start_worker)
@@ -101,10 +101,8 @@ def start_tensorflow_quietly() -> None:
     os.dup2(devnull, 2)
     try:
         import keras  # noqa: F401  (its start-up is chatty too)
-        import tensorflow as tf
 
-        for gpu in tf.config.list_physical_devices("GPU"):  # the runs at a time share a GPU's memory
-            tf.config.experimental.set_memory_growth(gpu, True)
+        share_gpus()  # the runs at a time share a GPU's memory
     finally:
         os.dup2(saved, 2)
         os.close(saved)
