@@ -3,11 +3,15 @@
 (kerascnn.experiments.transfer)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
-from cli.common import build_subject, default_of, finite, guarded, subject_options, task_options
+from cli.common import RUNS, build_subject, default_of, finite, guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
 from cli.output import emit, json_option, out_options, progress_bar
+from cli.study_options import engine_options
 from kerascnn import SAVED_MODELS
 from kerascnn.attacks.autoattack import VERSIONS
 from kerascnn.attacks.fgm import check_epsilons
@@ -37,12 +41,24 @@ def _epsilons(ctx, param, value):
         raise click.BadParameter(e.message) from None
 
 
+def _models(ctx, param, value):
+    for v in value:
+        if not str(v).strip():
+            raise click.BadParameter("is empty: give a .keras file or a run folder")
+    return tuple(value)
+
+
 def _eps_help() -> str:
     return "; ".join(f"{norm}: {','.join(f'{e:g}' for e in values)}" for norm, values in DEFAULT_EPS.items())
 
 
 @click.command()
-@subject_options
+@task_options
+@click.option("--model", "models", multiple=True, type=click.Path(), callback=_models,
+              help="A .keras image classifier, or a run folder of `kerascnn train` (holding model.keras); repeat "
+                   "for several, measured as one study (see below). Default: the pretrained saved_models/cnn for "
+                   "MNIST; runs/<dataset>_cnn otherwise.")
+@domain_options
 @click.option("--attack", "attacks", default=",".join(default_of(Options, "attacks")), show_default=True,
               callback=_attacks, metavar="A1,A2,...",
               help="Attacks, comma-separated: fgsm (one step; FGM for l2), pgd, autoattack (the --version's "
@@ -69,11 +85,16 @@ def _eps_help() -> str:
               help="Images also attacked at a huge eps (linf 1), where any model must fall to 0% (0: skip).")
 @click.option("--seed", type=int, default=default_of(Options, "seed"), show_default=True,
               help="Seeds PGD's random starts.")
-@out_options("robustness")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder. Default: runs/robustness, replaced whole when it is this command's earlier output; "
+                   "with several models runs/robustness_models, written into (its runs/ are reused).")
+@click.option("--force", is_flag=True,
+              help="Write into an --out folder that kerascnn did not make (its other files are kept).")
+@engine_options
 @json_option
 @guarded
-def robustness(subject, attacks, version, norm, eps, steps, step_fraction, restarts, queries, count, sanity, seed,
-               out_dir, force, as_json):
+def robustness(dataset, data_dir, models, domain, attacks, version, norm, eps, steps, step_fraction, restarts, queries,
+               count, sanity, seed, out_dir, force, jobs, address, engine, as_json):
     """Accuracy under attack at each eps: the curve the field reports.
 
     Untargeted attacks on the first --count test images; an image counts as correct when the
@@ -94,21 +115,76 @@ def robustness(subject, attacks, version, norm, eps, steps, step_fraction, resta
     for cnn and 17 for the robust cnn_pgd (FAB-T and Square take most of it, on the images that
     survive); use --count 200 for a first look.
 
+    Several models (--model A --model B ...) are one study: each model's columns (FGSM, PGD, the
+    ensemble) are its runs, saved in OUT/runs/ so that the same command after an interruption
+    reuses the finished ones. --jobs N runs N at a time, on Ray when it is installed (--address
+    for a cluster), else in local processes, as `kerascnn compare` does. It writes robustness.png
+    with every model's curves, examples_<k>_<model>.png and result.json.
+
     \b
     Examples:
       kerascnn robustness --model saved_models/cnn_pgd
       kerascnn robustness --attack autoattack --eps 0.1,0.3 --count 1000
       kerascnn robustness --attack fgsm,pgd,apgd-ce,apgd-t --restarts 3
+      kerascnn robustness --model saved_models/cnn --model saved_models/cnn_pgd --attack fgsm,pgd --jobs 2
     """
     from kerascnn.experiments import robustness as experiment
 
-    subject = subject(command="robustness")
-    subject.task.check_count(count)  # more than the test split: refused, as --index is
     options = Options(attacks=attacks, version=version, norm=norm, eps=eps, steps=steps, step_fraction=step_fraction,
                       restarts=restarts, queries=queries, count=count, sanity=sanity, seed=seed)
+    if len(models) > 1 or jobs > 1 or address is not None:
+        return _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, address, engine, as_json)
+    out_dir = out_dir or os.path.join(RUNS, "robustness")
+    subject = build_subject(models[0] if models else None, dataset, data_dir, out_dir=out_dir, force=force,
+                            command="robustness", domain=domain)
+    subject.task.check_count(count)  # more than the test split: refused, as --index is
     with progress_bar(f"robustness ({norm})", 100, show_done=False) as progress:
         result = experiment.run(subject, options, progress=progress)
     emit(experiment, result, out_dir, "robustness", force=force, as_json=as_json, subjects=[subject])
+
+
+def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, address, engine, as_json) -> None:
+    """Several models (or --jobs / --address): the study of kerascnn.experiments.robustness_models,
+    written into its folder as compare's is (its runs/ stay and are reused)."""
+    import time
+
+    from kerascnn.data.sources import check_dataset_exists
+    from kerascnn.data.tasks import Task
+    from kerascnn.experiments import robustness_models as experiment
+    from kerascnn.outputs import locks
+    from kerascnn.outputs.folders import MARKER
+    from kerascnn.training import runs
+
+    if not models:
+        raise click.UsageError("--jobs and --address run several models as a study: give them with --model")
+    quiet_tensorflow()
+    out_dir = out_dir or os.path.join(RUNS, "robustness_models")
+    study = experiment.Options(models=models, attack=options, dataset=dataset, data_dir=data_dir, domain=domain,
+                               out_dir=out_dir, jobs=jobs, address=address, engine=engine)
+    study.check()
+    check_dataset_exists(dataset, data_dir)
+    Task(dataset, data_dir).check_count(options.count)
+    runs.check_training_folder(out_dir, force=force)  # ours, empty or missing; else only with --force
+    check_output_folder(out_dir, "robustness", force=True, protect=models)  # never a model's folder, nor a file of yours
+
+    def say(line: str) -> None:
+        click.echo(line, err=True)
+
+    started = time.perf_counter()
+    with locks.FolderLock(out_dir), study.pool() as pool:
+        if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
+            runs.mark_training_folder(out_dir, "robustness")
+        resolved = options.resolved()
+        total = len(models) * len(resolved.columns)
+        say(f"Robustness of {len(models)} model(s) on {Task(dataset, data_dir).name}: "
+            f"{', '.join(experiment.robustness.attack_label(c, resolved) for c in resolved.columns)} at eps "
+            f"{','.join(f'{e:g}' for e in resolved.eps)} ({resolved.norm}) on {resolved.count} images; "
+            f"{total} runs, {pool.description} -> {out_dir}/")
+        result = experiment.run(study, progress=say, pool=pool)
+        say("")
+        emit(experiment, result, out_dir, "robustness", force=True, as_json=as_json, protect=models)
+    say(f"{total} runs{f' ({result.reused} reused)' if result.reused else ''} in {time.perf_counter() - started:.0f} s "
+        f"(runs in {out_dir}/runs/)")
 
 
 def _shipped_models(dataset: str, data_dir) -> list:

@@ -568,10 +568,10 @@ def test_every_experiment_keeps_the_protocol():
 
     from kerascnn.experiments import ON_A_MODEL, Experiment
 
-    for name in ON_A_MODEL + ("compare",):
+    for name in ON_A_MODEL + ("compare", "robustness_models"):
         experiment = get(name)
         assert isinstance(experiment, Experiment), name
-        assert "subject" in experiment.run.__code__.co_varnames or name == "compare"
+        assert "subject" in experiment.run.__code__.co_varnames or name in ("compare", "robustness_models")
     assert not isinstance(types.SimpleNamespace(Options=object, run=print, figures=print, table=print), Experiment)
 
 

@@ -9,8 +9,8 @@
     summary(result) -> str               one paragraph in words
     arrays(result) -> {file name: array} (optional) the arrays worth keeping as .npy
 
-`compare` is the exception that proves the rule: it studies a training recipe, so its run takes the
-Options (holding a TrainConfig) and no Subject.
+`compare` and `robustness_models` are the exceptions that prove the rule: studies of many runs, whose
+run takes the Options (a TrainConfig; the models' paths) and no Subject.
 """
 from __future__ import annotations
 
@@ -39,6 +39,6 @@ ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "
 
 def get(name: str) -> Experiment:
     """The experiment module `name` (imported on first use: no work at import time)."""
-    if name not in ON_A_MODEL + ("compare",):
+    if name not in ON_A_MODEL + ("compare", "robustness_models"):
         raise KeyError(f"no experiment {name!r}")
     return importlib.import_module(f"kerascnn.experiments.{name}")

@@ -207,13 +207,25 @@ def figures(result: Result) -> dict:
     o = result.options
     out = {"robustness.png": plots.robustness_curves(curves(result), f"{result.model}: accuracy under attack on "
                                                                       f"{len(result.labels)} test images ({o.norm})", o.norm)}
+    examples = examples_figure(result)
+    if examples is not None:
+        out["examples.png"] = examples
+    return out
+
+
+def examples_figure(result: Result):
+    """The first images attacked at each eps by the strongest column (None when no eps is above 0)."""
+    from kerascnn.plots import robustness as plots
+
+    o = result.options
     attack = o.ensemble or ("pgd" if "pgd" in result.examples else next(iter(result.examples)))
     shown = len(result.originals)
     rows = [(f"eps {e:g}", result.examples[attack][i], result.example_predictions[attack][i])
             for i, e in enumerate(o.eps) if e > 0]
-    if rows:
-        out["examples.png"] = plots.adversarial_examples(result.originals, rows, result.labels[:shown], result.class_names)
-    return out
+    if not rows:
+        return None
+    return plots.adversarial_examples(result.originals, rows, result.labels[:shown], result.class_names,
+                                      f"{result.model}: {attack_label(attack, o)} examples")
 
 
 def table(result: Result):

@@ -38,7 +38,7 @@ WRITES = {
     "activations": ("activations.png",),
     "occlude": ("occlusion.png", "occlusion_map.png"),
     "explain": ("explain.png", "explain_attack.png", "faithfulness.png", "randomisation*.png", "*.npy"),
-    "robustness": ("robustness.png", "examples.png", "curves.png", "minimal_*.png"),
+    "robustness": ("robustness.png", "examples.png", "examples_*.png", "curves.png", "minimal_*.png"),
     "transfer": ("transfer_pgd.png", "transfer_universal.png", "*.npy"),
     "certify": ("certify.png",),
     "corruptions": ("corruptions.png",),

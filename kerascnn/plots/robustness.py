@@ -20,16 +20,24 @@ def robustness_curves(curves: list[dict], title: str, norm: str):
     models = list(dict.fromkeys(c.get("model", "") for c in curves))
     colors = {m: f"C{i}" for i, m in enumerate(models)}
     attacks = list(dict.fromkeys(c["label"] for c in curves))
+    cleans = {m: next((c["clean"] for c in curves if c.get("model", "") == m and c.get("clean") is not None), None)
+              for m in models}
+    named = set()
     for c in curves:
         style = _STYLES[attacks.index(c["label"]) % len(_STYLES)]
-        name = f"{c['model']}: {c['label']}" if c.get("model") else c["label"]
-        ax.plot(c["eps"], c["accuracy"], style, marker="o", ms=4, color=colors[c.get("model", "")], label=name)
-    for m in models:
-        clean = next((c["clean"] for c in curves if c.get("model", "") == m and c.get("clean") is not None), None)
+        m = c.get("model", "")
+        name = f"{m}: {c['label']}" if m else c["label"]
+        if len(models) > 1 and m not in named and cleans[m] is not None:
+            # several models' clean lines sit close together: their values go in the legend, not beside them
+            name = f"{m} (clean {cleans[m]:.1%}): {c['label']}"
+        named.add(m)
+        ax.plot(c["eps"], c["accuracy"], style, marker="o", ms=4, color=colors[m], label=name)
+    for m, clean in cleans.items():
         if clean is not None:
             ax.axhline(clean, color=colors[m], ls=":", lw=1, alpha=0.7)
-            ax.annotate(f"clean {clean:.1%}", (1.0, clean), xycoords=("axes fraction", "data"), ha="right",
-                        va="bottom", fontsize=7, color=colors[m])
+            if len(models) == 1:
+                ax.annotate(f"clean {clean:.1%}", (1.0, clean), xycoords=("axes fraction", "data"), ha="right",
+                            va="bottom", fontsize=7, color=colors[m])
     ax.set_xlabel(f"eps ({'largest pixel change' if norm == 'linf' else 'L2 length of the change'})")
     ax.set_ylabel("accuracy under attack")
     ax.set_ylim(-0.02, 1.05)
@@ -39,7 +47,8 @@ def robustness_curves(curves: list[dict], title: str, norm: str):
     return fig
 
 
-def adversarial_examples(originals, rows: list[tuple[str, np.ndarray, np.ndarray]], labels, names=None):
+def adversarial_examples(originals, rows: list[tuple[str, np.ndarray, np.ndarray]], labels, names=None,
+                         title: str = "Adversarial examples"):
     """Rows of images: the originals, then one row per (label, images, predicted); titles are the
     predictions, red with a cross where they are wrong."""
     count = len(originals)
@@ -54,7 +63,7 @@ def adversarial_examples(originals, rows: list[tuple[str, np.ndarray, np.ndarray
             show_digit(axes[i, j], images[j], class_label(names, predicted[j], 10) + ("" if ok else " \u2717"),
                        GOOD if ok else BAD, fontsize=8)
         axes[i, 0].set_ylabel(label, fontsize=8)
-    fig.suptitle("Adversarial examples (titles: the model's prediction)", fontsize=10)
+    fig.suptitle(f"{title} (titles: the model's prediction)", fontsize=10)
     return fig
 
 
