@@ -75,11 +75,12 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     runs.check_training_folder(out_dir, force=force)
     started = time.perf_counter()
     with locks.FolderLock(out_dir), options.pool() as pool:
+        where = pool.description  # connects to a cluster first: one that cannot be reached leaves no folder
         if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
             runs.mark_training_folder(out_dir, "compare")
         click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs "
                    f"of {epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
-                   f"{training.resolve_precision(precision)}, {pool.description} -> {out_dir}/")
+                   f"{training.resolve_precision(precision)}, {where} -> {out_dir}/")
         result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0, pool=pool)
         click.echo("")
         emit(experiment, result, out_dir, "compare", force=True)

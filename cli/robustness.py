@@ -172,6 +172,7 @@ def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, add
 
     started = time.perf_counter()
     with locks.FolderLock(out_dir), study.pool() as pool:
+        where = pool.description  # connects to a cluster first: one that cannot be reached leaves no folder
         if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
             runs.mark_training_folder(out_dir, "robustness")
         resolved = options.resolved()
@@ -179,7 +180,7 @@ def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, add
         say(f"Robustness of {len(models)} model(s) on {Task(dataset, data_dir).name}: "
             f"{', '.join(experiment.robustness.attack_label(c, resolved) for c in resolved.columns)} at eps "
             f"{','.join(f'{e:g}' for e in resolved.eps)} ({resolved.norm}) on {resolved.count} images; "
-            f"{total} runs, {pool.description} -> {out_dir}/")
+            f"{total} runs, {where} -> {out_dir}/")
         result = experiment.run(study, progress=say, pool=pool)
         say("")
         emit(experiment, result, out_dir, "robustness", force=True, as_json=as_json, protect=models)

@@ -121,3 +121,18 @@ def test_ctrl_c_exits_130_leaves_nothing_half_written_and_the_study_resumes(tmp_
     assert again.returncode == 0, again.stdout + again.stderr
     assert "resum" in again.stdout or "reused" in again.stdout, again.stdout  # what was done is kept
     assert (out / "result.json").is_file()
+
+
+def test_an_unreachable_cluster_is_one_line_at_once_and_leaves_no_folder(tmp_path, idx_dir):
+    """ray.init retries an unreachable head for minutes; the address is probed first (port 1: refused)."""
+    from tests.support import cli
+
+    out = tmp_path / "study"
+    start = time.perf_counter()
+    result = cli("compare", "--seeds", 1, "--epochs", 1, "--data-dir", idx_dir, "--address", "127.0.0.1:1",
+                 "--out", out)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        "Error: cannot reach Ray at 127.0.0.1:1: Connection refused (is `ray start --head` running there, and the "
+        "port open?)"], result.output
+    assert time.perf_counter() - start < 60 and not out.exists()

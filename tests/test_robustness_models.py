@@ -143,3 +143,26 @@ def test_bad_input_is_one_line(models, idx_dir, tmp_path):
     assert inside.exit_code == 1 and len(inside.stderr.strip().splitlines()) == 1, inside.output
     assert not (tmp_path / "o").exists() and {p.name for p in foreign.iterdir()} == {"notes.txt"}
     assert {p.name for p in models[1].iterdir()} == {"model.keras"}
+
+
+def test_ctrl_c_keeps_the_finished_runs_and_the_same_call_goes_on(models, idx_dir, tmp_path, monkeypatch):
+    from kerascnn.study.engine import Interrupted
+
+    options = study.Options(models=(str(models[0]),), attack=robustness.Options(
+        attacks=("fgsm", "pgd"), eps=(0.0, 0.2), count=20, steps=3, sanity=0), data_dir=str(idx_dir),
+        out_dir=str(tmp_path / "study"))
+    real = robustness.run
+
+    def interrupted_second(subject, o, progress=None):
+        if o.attacks == ("pgd",):
+            raise KeyboardInterrupt
+        return real(subject, o, progress)
+
+    monkeypatch.setattr(robustness, "run", interrupted_second)
+    with pytest.raises(Interrupted):
+        study.run(options)
+    runs = tmp_path / "study" / "runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["1_alpha_fgsm"]  # the interrupted run left no folder
+    assert sorted(p.name for p in (runs / "1_alpha_fgsm").iterdir()) == ["key.json", "result.pkl"]
+    monkeypatch.setattr(robustness, "run", real)
+    assert study.run(options).reused == 1

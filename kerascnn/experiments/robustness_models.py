@@ -7,11 +7,9 @@ puts them (kerascnn.study.engine: one after another in this process, in local wo
 on Ray); each is saved in OUT/runs/<k>_<model>_<column>/ beside the key it was made with, so that an
 interrupted study resumes and a finished run is reused while its model file and options are the same.
 
-A model's columns are merged back into one robustness.Result, the one `robustness.run` with all the
-columns gives: every attack draws its random starts from options.seed alone, so splitting the
-columns changes nothing but the order of floating-point sums (tests/test_robustness_models.py).
-
-Like compare, it studies more than one Subject, so its run takes the Options and no Subject.
+A model's columns are merged back into the one robustness.Result of all of them: every attack seeds
+its own random starts from options.seed (tests/test_robustness_models.py). Like compare, its run
+takes the Options and no Subject.
 """
 from __future__ import annotations
 
@@ -215,8 +213,8 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None,
         pool: engine.Pool | None = None) -> Result:
     """Attacks (or reuses) every run of the plan and merges them per model. progress: a line per run
     as it starts and ends (with jobs > 1 they interleave, each starting with its label). pool: where the
-    runs run (default: options.pool(), closed at the end). Ctrl-C raises KeyboardInterrupt
-    (engine.Interrupted with a pool); the same call resumes."""
+    runs run (default: options.pool(), closed at the end). Ctrl-C raises engine.Interrupted (exit 130);
+    the same call reuses the finished runs."""
     options.check()
     if pool is None:
         with options.pool() as own:
@@ -237,11 +235,14 @@ def run(options: Options, progress: Callable[[str], None] = lambda line: None,
         parts.update(zip(pending, done))
     else:
         subjects: dict[str, Subject] = {}
-        for i in pending:
-            r = runs[i]
-            if r.model not in subjects:  # each model loaded once
-                subjects = {r.model: Subject.load(r.model, Task(r.dataset, r.data_dir), domain=r.domain)}
-            parts[i] = attack(r, subjects[r.model], progress)
+        try:
+            for i in pending:
+                r = runs[i]
+                if r.model not in subjects:  # each model loaded once
+                    subjects = {r.model: Subject.load(r.model, Task(r.dataset, r.data_dir), domain=r.domain)}
+                parts[i] = attack(r, subjects[r.model], progress)
+        except KeyboardInterrupt:
+            raise engine.Interrupted() from None  # the finished runs are saved: say that the same call goes on
     attack_options = options.attack.resolved()
     per_model = len(attack_options.columns)
     results, domains = [], {}

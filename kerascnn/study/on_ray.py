@@ -19,6 +19,8 @@ def start(pool) -> None:
 
     import ray
 
+    if pool.address is not None:
+        probe(pool.address)  # even with Ray already up in this process: the address given must answer
     if ray.is_initialized():
         return
     try:
@@ -33,6 +35,27 @@ def start(pool) -> None:
         where = "start a local Ray instance" if pool.address is None else f"reach Ray at {pool.address}"
         raise UserError(f"cannot {where}: {first_line(e)}") from None
     pool.ray_started = True
+
+
+#: How long the address of a cluster may take to accept a connection.
+CONNECT_SECONDS = 10
+
+
+def probe(address: str) -> None:
+    """UserError at once when HOST:PORT (or ray://HOST:PORT) accepts no connection: ray.init itself
+    retries an unreachable head for about 13 minutes (measured) before it gives up. "auto" is left to
+    Ray, which fails at once when no cluster was started on this machine."""
+    import socket
+
+    where = address.removeprefix("ray://")
+    host, colon, port = where.rpartition(":")
+    if address == "auto" or not colon or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as e:
+        raise UserError(f"cannot reach Ray at {address}: {e.strerror or e} (is `ray start --head` running there, "
+                        f"and the port open?)") from None
 
 
 def resources(pool) -> tuple[int, float]:
