@@ -4,6 +4,8 @@
     python benchmarks/bench_step.py --ablate              # what each part of batch norm costs a step
     python benchmarks/bench_step.py --fc1                 # fc1's share of a step: Adam, casts, matmuls
     python benchmarks/bench_step.py --conv1               # conv1 as a convolution or a matmul over patches
+    python benchmarks/bench_step.py --pool-first          # the plain network's ReLU before or after its pool
+    python benchmarks/bench_step.py --profile --precision fp32 --batch-sizes 64   # the step's time by op type
 
 bench_train.py times whole epochs, each in a fresh process, which is what a user sees; on a shared
 host those vary by 10-30% from one process to the next, which hides a lever worth 5%. Here every
@@ -31,7 +33,7 @@ from bench_train import IDX, ROOT, machine
 CHUNK = 64  # steps per call into TensorFlow, as `kerascnn train` does
 
 
-def training_model(batchnorm: bool, precision: str, without: str | None = None):
+def training_model(batchnorm: bool, precision: str, without: str | None = None, pool_first: bool | None = None):
     """kerascnn's training model (kerascnn.training.fit builds the same), optionally without a part of
     batch norm: "fc1" (its batch norm is the identity), "conv" (the same for conv1's and conv2's), or
     "moving" (no updates of the moving statistics)."""
@@ -62,7 +64,7 @@ def training_model(batchnorm: bool, precision: str, without: str | None = None):
 
     kb.FusedBatchNormalization = Without if without else fused
     try:
-        return build_model(batchnorm, dtype_policy(precision), fused_batchnorm=True)
+        return build_model(batchnorm, dtype_policy(precision), fused_batchnorm=True, pool_first=pool_first)
     finally:
         kb.FusedBatchNormalization = fused
 
@@ -83,23 +85,26 @@ def batches(batch_size: int):
             .repeat().take(CHUNK * 10).prefetch(2))
 
 
-def alternate(builders: dict, batch_size: int, rounds: int) -> dict:
-    """Prints each variant's steady step; returns the seconds per step of each round, by variant."""
+def Clock():
+    """A Keras callback timing fit() from the first step to the last: with this benchmark's cached,
+    repeated pipeline, fit() itself returned up to a second later, while TensorFlow deleted the data
+    iterator (it waited for tf.data's autotuning thread; not seen with `kerascnn train`'s pipeline)."""
     import keras
 
-    from kerascnn.training.compiling import compile_for_training
-    from kerascnn.training.config import TrainConfig
-
     class Clock(keras.callbacks.Callback):
-        """Seconds from the first step to the last: with this benchmark's cached, repeated pipeline,
-        fit() itself returned up to a second later, while TensorFlow deleted the data iterator (it
-        waited for tf.data's autotuning thread; not seen with `kerascnn train`'s pipeline)."""
-
         def on_train_begin(self, logs=None):
             self.start = time.perf_counter()
 
         def on_train_end(self, logs=None):
             self.seconds = time.perf_counter() - self.start
+
+    return Clock()
+
+
+def alternate(builders: dict, batch_size: int, rounds: int) -> dict:
+    """Prints each variant's steady step; returns the seconds per step of each round, by variant."""
+    from kerascnn.training.compiling import compile_for_training
+    from kerascnn.training.config import TrainConfig
 
     data = batches(batch_size)
     steps = CHUNK * 10
@@ -227,23 +232,87 @@ def conv1(batch_size: int, rounds: int) -> None:
                           "us_per_step": round(seconds * 1e6)}), flush=True)
 
 
+def profile(batch_size: int, precision: str, batchnorm: bool, top: int = 16) -> None:
+    """Where a steady step's time goes: TensorFlow's profiler over 640 steps (after a warm-up epoch),
+    each op's time summed by op type (both inter-op threads together, so the total exceeds the wall
+    time when ops overlap), in microseconds per step; one JSON line per op type, largest first."""
+    import collections
+    import glob
+    import tempfile
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    from kerascnn.training.compiling import compile_for_training
+    from kerascnn.training.config import TrainConfig
+
+    model = training_model(batchnorm, precision)
+    compile_for_training(model, TrainConfig(out_dir="unused", batch_size=batch_size), 3000)
+    data = batches(batch_size)
+    model.fit(data, epochs=1, verbose=0)
+    clock = Clock()
+    model.fit(data, epochs=1, verbose=0, callbacks=[clock])
+    wall = clock.seconds / (CHUNK * 10)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        model.fit(data, epochs=1, verbose=0)
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb").read())
+    seconds, count = collections.Counter(), collections.Counter()
+    for plane in space.planes:
+        names = {k: v.name for k, v in plane.event_metadata.items()}
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the executor's threads: the ops themselves
+                continue
+            for event in line.events:
+                name = names.get(event.metadata_id, "")
+                if ":" in name and "::" not in name:  # "scope/op_name:OpType", not the executor's own events
+                    op = name.rsplit(":", 1)[1]
+                    seconds[op] += event.duration_ps / 1e12
+                    count[op] += 1
+    steps = CHUNK * 10
+    total = sum(seconds.values())
+    for op, s in seconds.most_common(top):
+        print(json.dumps({"summary": "profile", "batch_size": batch_size, "precision": precision,
+                          "batchnorm": batchnorm, "op": op, "us_per_step": round(s / steps * 1e6, 1),
+                          "per_step": round(count[op] / steps, 2), "share": round(s / total, 3)}), flush=True)
+    print(json.dumps({"summary": "profile_total", "batch_size": batch_size, "precision": precision,
+                      "batchnorm": batchnorm, "ops_us_per_step": round(total / steps * 1e6),
+                      "wall_us_per_step_unprofiled": round(wall * 1e6)}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 64])
     parser.add_argument("--rounds", type=int, default=8, help="alternated rounds of 10 chunks each")
     parser.add_argument("--ablate", action="store_true", help="batch norm's parts, each removed in turn")
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="with --ablate")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="with --ablate and --profile")
     parser.add_argument("--fc1", action="store_true", help="fc1's Adam, casts and matmuls alone (bf16)")
     parser.add_argument("--conv1", action="store_true", help="conv1 as a convolution or as a matmul over patches")
+    parser.add_argument("--profile", action="store_true",
+                        help="where a step's time goes, by op type (TensorFlow's profiler; --precision, --batchnorm)")
+    parser.add_argument("--batchnorm", action="store_true", help="with --profile: the network with batch norm")
+    parser.add_argument("--pool-first", action="store_true",
+                        help="the plain network's ReLU after its pool (the training model's) or before it")
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
     for batch_size in args.batch_sizes:
+        if args.profile:
+            profile(batch_size, args.precision, args.batchnorm)
+            continue
         if args.fc1 or args.conv1:  # the parts alone, no training model
             for part, wanted in ((fc1, args.fc1), (conv1, args.conv1)):
                 if wanted:
                     part(batch_size, args.rounds)
+            continue
+        if args.pool_first:
+            builders = {f"no batchnorm, {p}, {'pool then ReLU' if first else 'ReLU then pool'}":
+                        (lambda p=p, first=first: training_model(False, p, pool_first=first))
+                        for p in ("bf16", "fp32") for first in (False, True)}
+            alternate(builders, batch_size, args.rounds)
             continue
         if args.ablate:
             p = args.precision

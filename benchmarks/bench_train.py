@@ -91,13 +91,18 @@ def median(results: list[dict], key: str) -> float:
 
 
 def compare(args) -> None:
+    overrides = settings(args)
     for batch_size in args.batch_sizes:
-        variants = {"kerascnn": ("kerascnn", {}, {}), "torch": ("torch", None, None), "keras": ("keras", None, None)}
+        variants = {"kerascnn": ("kerascnn", overrides, {}), "torch": ("torch", None, None),
+                    "keras": ("keras", None, None)}
         if args.skip_torch:
             del variants["torch"]
+        if args.skip_keras:
+            del variants["keras"]
         results = alternate(variants, batch_size, args.rounds)
         ours = results["kerascnn"]
-        summary = {"summary": "train", "batch_size": batch_size, "rounds": args.rounds,
+        summary = {"summary": "train", "batch_size": batch_size, "rounds": args.rounds, "overrides": overrides,
+                   "host": host(),
                    "kerascnn_images_per_second": median(ours, "images_per_second"),
                    "kerascnn_epoch_seconds": median(ours, "epoch_seconds"),
                    "kerascnn_test_accuracy": median(ours, "test_accuracy")}
@@ -136,13 +141,13 @@ BATCHNORM = {"bf16": ("+ mixed_bfloat16 (the default)", "batch norm, bf16 (the d
 
 def batchnorm(args) -> None:
     """Epoch time with batch norm over without, alternated: the fused layer and Keras' own."""
-    names = [name for trio in BATCHNORM.values() for name in trio]
+    names = [name for trio in BATCHNORM.values() for name in (trio[:2] if args.fused_only else trio)]
     for batch_size in args.batch_sizes:
         variants = {name: ("kerascnn", LEVERS[name][0], LEVERS[name][1]) for name in names}
         results = alternate(variants, batch_size, args.rounds)
         for precision, (plain, fused, own) in BATCHNORM.items():
-            summary = {"summary": "batchnorm", "batch_size": batch_size, "precision": precision}
-            for label, name in (("fused", fused), ("keras_layer", own)):
+            summary = {"summary": "batchnorm", "batch_size": batch_size, "precision": precision, "host": host()}
+            for label, name in (("fused", fused),) + ((("keras_layer", own),) if not args.fused_only else ()):
                 # per round (the runs of one round ran side by side), then the median
                 ratios = [b["epoch_seconds"] / a["epoch_seconds"] for a, b in zip(results[plain], results[name])]
                 summary |= {f"{label}_epoch_ratio": round(statistics.median(ratios), 3),
@@ -164,9 +169,8 @@ def levers(args) -> None:
                               "test_accuracy": median(results[name], "test_accuracy")}), flush=True)
 
 
-def trees(args) -> None:
-    """The same epoch from several checkouts of the project (e.g. `git worktree add /tmp/before HEAD~1`),
-    alternated: a change's before and after, measured side by side. The first tree is the baseline."""
+def settings(args) -> dict:
+    """--set FIELD=VALUE ... as TrainConfig overrides."""
     overrides = {}
     for item in args.set:
         field, equals, value = item.partition("=")
@@ -176,6 +180,13 @@ def trees(args) -> None:
             overrides[field] = json.loads(value)  # true, 64, null ...
         except ValueError:
             overrides[field] = value  # a plain word: fp32, cosine ...
+    return overrides
+
+
+def trees(args) -> None:
+    """The same epoch from several checkouts of the project (e.g. `git worktree add /tmp/before HEAD~1`),
+    alternated: a change's before and after, measured side by side. The first tree is the baseline."""
+    overrides = settings(args)
     paths = [Path(t).resolve() for t in args.trees]
     for path in paths:
         if not (path / "kerascnn" / "__init__.py").is_file():
@@ -230,13 +241,15 @@ def main() -> None:
     parser.add_argument("--lever", action="append", choices=list(LEVERS), help="only these levers")
     parser.add_argument("--batchnorm", action="store_true",
                         help="epoch time with batch norm over without (bf16 and fp32; fused layer and Keras' own)")
+    parser.add_argument("--fused-only", action="store_true", help="with --batchnorm: the fused layer only")
     parser.add_argument("--inference", action="store_true", help="evaluation and occlusion-map speed")
     parser.add_argument("--trees", nargs="+", metavar="DIR",
                         help="one epoch from each of these checkouts of the project, alternated (before/after)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="with --trees: a TrainConfig field for every run (JSON, or a plain word), "
+                        help="a TrainConfig field for every kerascnn run (JSON, or a plain word), "
                              "e.g. --set batchnorm=true --set precision=fp32")
     parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
+    parser.add_argument("--skip-keras", action="store_true", help="compare with PyTorch only")
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
     if args.trees:
@@ -251,12 +264,20 @@ def main() -> None:
         compare(args)
 
 
+def host() -> str:
+    """The host in a few words, for every summary line: its CPU model and whether it has bf16."""
+    info = machine()
+    return f"{info.get('cpu', '?')}, {info['cpus']} cpus, {'avx512_bf16' if info.get('avx512_bf16') else 'no bf16'}"
+
+
 def machine() -> dict:
     info = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text()
         info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
         info["avx512_bf16"] = "avx512_bf16" in cpuinfo
+        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
+        info["flags"] = sorted({f for f in flags if f.startswith(("avx", "amx", "fma"))})  # what oneDNN picks by
     except (OSError, StopIteration):
         pass
     return info
