@@ -2,20 +2,16 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 
 from cli.common import guarded, quiet_tensorflow
 from cli.output import emit
-from cli.study_options import engine_options
+from cli.study_options import engine_options, study_folder
 from cli.train import recipe_options
 from kerascnn.experiments import compare as experiment
 from kerascnn.experiments.compare import Options
-from kerascnn.outputs import locks
-from kerascnn.outputs.folders import MARKER
 from kerascnn.training import fit as training
-from kerascnn.training import runs
 from kerascnn.training.config import TrainConfig
 
 
@@ -72,12 +68,8 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
     options.check()
     quiet_tensorflow()
 
-    runs.check_training_folder(out_dir, force=force)
     started = time.perf_counter()
-    with locks.FolderLock(out_dir), options.pool() as pool:
-        where = pool.description  # connects to a cluster first: one that cannot be reached leaves no folder
-        if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
-            runs.mark_training_folder(out_dir, "compare")
+    with options.pool() as pool, study_folder(out_dir, "compare", pool, force=force) as where:
         click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs "
                    f"of {epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
                    f"{training.resolve_precision(precision)}, {where} -> {out_dir}/")

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
 from cli.common import RUNS, build_subject, default_of, finite, guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
 from cli.output import emit, json_option, out_options, progress_bar
-from cli.study_options import engine_options
+from cli.study_options import engine_options, study_folder
 from kerascnn import SAVED_MODELS
 from kerascnn.attacks.autoattack import VERSIONS
 from kerascnn.attacks.fgm import check_epsilons
@@ -151,9 +150,6 @@ def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, add
     from kerascnn.data.sources import check_dataset_exists
     from kerascnn.data.tasks import Task
     from kerascnn.experiments import robustness_models as experiment
-    from kerascnn.outputs import locks
-    from kerascnn.outputs.folders import MARKER
-    from kerascnn.training import runs
 
     if not models:
         raise click.UsageError("--jobs and --address run several models as a study: give them with --model")
@@ -163,21 +159,17 @@ def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, add
                                out_dir=out_dir, jobs=jobs, address=address, engine=engine)
     study.check()
     check_dataset_exists(dataset, data_dir)
-    Task(dataset, data_dir).check_count(options.count)
-    runs.check_training_folder(out_dir, force=force)  # ours, empty or missing; else only with --force
-    check_output_folder(out_dir, "robustness", force=True, protect=models)  # never a model's folder, nor a file of yours
+    task = Task(dataset, data_dir)
+    task.check_count(options.count)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
     started = time.perf_counter()
-    with locks.FolderLock(out_dir), study.pool() as pool:
-        where = pool.description  # connects to a cluster first: one that cannot be reached leaves no folder
-        if not (Path(out_dir) / MARKER).exists():  # a study stopped before its result.json is still ours
-            runs.mark_training_folder(out_dir, "robustness")
+    with study.pool() as pool, study_folder(out_dir, "robustness", pool, force=force, protect=models) as where:
         resolved = options.resolved()
         total = len(models) * len(resolved.columns)
-        say(f"Robustness of {len(models)} model(s) on {Task(dataset, data_dir).name}: "
+        say(f"Robustness of {len(models)} model(s) on {task.name}: "
             f"{', '.join(experiment.robustness.attack_label(c, resolved) for c in resolved.columns)} at eps "
             f"{','.join(f'{e:g}' for e in resolved.eps)} ({resolved.norm}) on {resolved.count} images; "
             f"{total} runs, {where} -> {out_dir}/")
