@@ -83,8 +83,8 @@ def main() -> None:
     import torchattacks
 
     from kerascnn import SAVED_MODELS
-    from kerascnn.attacks.autoattack import autoattack
-    from kerascnn.attacks.pgd import pgd
+    from kerascnn.attacks.ensemble import autoattack
+    from kerascnn.attacks.projected_gradient import pgd
     from kerascnn.model.subject import Subject
 
     torch.set_num_threads(args.threads)

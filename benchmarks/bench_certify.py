@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from kerascnn import SAVED_MODELS
-    from kerascnn.certify import smoothing
+    from kerascnn.smoothing import cohen as smoothing
     from kerascnn.model.predict import predict_logits
     from kerascnn.model.subject import Subject
 

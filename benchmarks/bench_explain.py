@@ -1,4 +1,4 @@
-"""Speed of the explanations (kerascnn.explain.attributions, experiments.faithfulness) with the pretrained
+"""Speed of the explanations (kerascnn.attributions.gradients, experiments.faithfulness) with the pretrained
 model on MNIST, on this machine.
 
     python benchmarks/bench_explain.py                      # the issue's two measurements

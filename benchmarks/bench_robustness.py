@@ -44,8 +44,8 @@ def main() -> None:
     import tensorflow as tf
 
     from kerascnn.attacks.fgm import fgm
-    from kerascnn.attacks.minimal import minimal
-    from kerascnn.attacks.pgd import pgd
+    from kerascnn.attacks.minimal_norm import minimal
+    from kerascnn.attacks.projected_gradient import pgd
     from kerascnn.model.subject import Subject
 
     subject = Subject.load(args.model)

@@ -206,7 +206,7 @@ def trees(args) -> None:
 def inference(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
-    from kerascnn.explain.occlusion import occlude
+    from kerascnn.attributions.patches import occlude
     from kerascnn.model.subject import load_keras
     from kerascnn.model.predict import predict_logits
     from kerascnn.data.tasks import Pick, Task, pick

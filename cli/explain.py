@@ -11,7 +11,7 @@ from kerascnn.experiments import explain as single
 from kerascnn.experiments import explain_attack
 from kerascnn.experiments import faithfulness as faith
 from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
-from kerascnn.explain.attributions import METHODS, Settings, parse_methods
+from kerascnn.attributions.gradients import METHODS, Settings, parse_methods
 
 
 def _methods(ctx, param, value):

@@ -1,11 +1,11 @@
-"""`kerascnn export`: a SavedModel, ONNX or LiteRT file, checked by its real consumer (kerascnn.export.exporter)."""
+"""`kerascnn export`: a SavedModel, ONNX or LiteRT file, checked by its real consumer (kerascnn.exporting.exporter)."""
 from __future__ import annotations
 
 import click
 
 from cli.common import guarded, subject_options
 from kerascnn.errors import UserError
-from kerascnn.export import exporter as export_lib
+from kerascnn.exporting import exporter as export_lib
 
 
 @click.command()

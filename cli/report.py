@@ -1,4 +1,4 @@
-"""`kerascnn report`: the whole study as one self-contained page (kerascnn.report.build)."""
+"""`kerascnn report`: the whole study as one self-contained page (kerascnn.reporting.build)."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,7 @@ import click
 from cli.common import guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
 from kerascnn.experiments import ON_A_MODEL
-from kerascnn.report.build import ReportConfig, build_report
+from kerascnn.reporting.build import ReportConfig, build_report
 
 
 @click.command()

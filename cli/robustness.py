@@ -12,7 +12,7 @@ from cli.domain_options import domain_options
 from cli.output import emit, json_option, out_options, progress_bar
 from cli.study_options import engine_options, study_folder
 from kerascnn import SAVED_MODELS
-from kerascnn.attacks.autoattack import VERSIONS
+from kerascnn.attacks.ensemble import VERSIONS
 from kerascnn.attacks.fgm import check_epsilons
 from kerascnn.errors import BadValue, UserError
 from kerascnn.experiments.robustness import ATTACKS, DEFAULT_EPS, Options

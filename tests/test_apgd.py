@@ -6,7 +6,7 @@ deciding which images can be fooled at all."""
 import numpy as np
 import pytest
 
-from kerascnn.attacks.apgd import apgd, checkpoints, loss_values
+from kerascnn.attacks.auto_pgd import apgd, checkpoints, loss_values
 from kerascnn.errors import BadValue
 from tests.test_robustness import images_of, tiny_model
 

@@ -462,8 +462,8 @@ def test_noise_on_real_mnist_with_the_pretrained_model(tmp_path):
 def test_pgd_and_fmn_trace_once_for_every_batch_size(linear_model):
     """One trace per model: the batch dimension is left open (a retrace per eps, restart or last batch
     was what TensorFlow warned about in the report)."""
-    from kerascnn.attacks import minimal as fmn
-    from kerascnn.attacks import pgd as projected
+    from kerascnn.attacks import minimal_norm as fmn
+    from kerascnn.attacks import projected_gradient as projected
     from kerascnn.attacks.loop import cached
 
     model = linear_model

@@ -5,7 +5,7 @@ and for Square beating the gradients fire exactly where the numbers say they sho
 import numpy as np
 import pytest
 
-from kerascnn.attacks import autoattack as ensemble
+from kerascnn.attacks import ensemble
 from kerascnn.attacks.bounded_results import bounded_result
 from kerascnn.errors import BadValue
 from tests.test_robustness import images_of, tiny_model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest, norm
 
-from kerascnn.certify import smoothing
+from kerascnn.smoothing import cohen as smoothing
 from kerascnn.errors import BadValue
 
 
@@ -142,8 +142,8 @@ def test_no_certificate_breaks_under_attack_and_the_attack_crosses_where_it_can(
                   | (after[certified] == smoothing.ABSTAIN))
     # allowed twice the distance, the attack crosses the boundary where the [0, 1] box lets it, and the
     # smoothed class follows the closed form wherever the new point is not too close to the boundary
-    from kerascnn.attacks.apgd import apgd
-    from kerascnn.certify.smoothing import soft_smoothed
+    from kerascnn.attacks.auto_pgd import apgd
+    from kerascnn.smoothing.cohen import soft_smoothed
 
     found = apgd(soft_smoothed(model, 0.25), images[certified], prediction[certified], 2 * distance[certified],
                  norm="l2", best_loss=True, batch_size=64)

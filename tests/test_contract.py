@@ -550,7 +550,7 @@ def test_noise_and_universal(case):
 @pytest.mark.parametrize("name", ["activations", "occlusion", "explain", "explain_attack"])
 def test_every_experiment_about_one_image_records_it_under_the_same_keys(name, digits):
     """index, label and class_name: the test image's (by --index here), or null for a picture file."""
-    from kerascnn.explain.attributions import Settings
+    from kerascnn.attributions.gradients import Settings
     from kerascnn.experiments.noise import Options as NoiseOptions
 
     experiment = get(name)
@@ -630,7 +630,7 @@ def test_autoattack_ensemble(case, norm, eps):
     """The whole standard ensemble (small budgets) on every test model through its Subject: each
     image in [0, 1] and inside its ball, the accuracy re-predicted by the raw model (in its own input
     domain), never above any component's running accuracy, and clean mistakes never counted right."""
-    from kerascnn.attacks.autoattack import VERSIONS, autoattack
+    from kerascnn.attacks.ensemble import VERSIONS, autoattack
 
     count = min(8, len(case.y_test))
     images, labels = case.x_test[:count], case.y_test[:count]

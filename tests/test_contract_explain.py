@@ -6,7 +6,7 @@ from the Keras model itself."""
 import numpy as np
 import pytest
 
-from kerascnn.explain.attributions import METHODS, Settings
+from kerascnn.attributions.gradients import METHODS, Settings
 from kerascnn.experiments import get
 from kerascnn.data.tasks import Pick
 from tests.test_contract import (case, check_protocol, digits, digits_data, pets, pets_data, scaled,  # noqa: F401

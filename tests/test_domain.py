@@ -233,7 +233,7 @@ def test_an_attack_at_eps_003_on_a_0_255_model_is_the_attack_at_765_in_its_own_u
     import tensorflow as tf
 
     from kerascnn.attacks.fgm import fgm
-    from kerascnn.attacks.pgd import pgd
+    from kerascnn.attacks.projected_gradient import pgd
 
     unit, scaled, raw = _twins()
     x = np.random.default_rng(4).random((24, 16, 16, 3)).astype(np.float32)
@@ -257,8 +257,8 @@ def test_an_attack_at_eps_003_on_a_0_255_model_is_the_attack_at_765_in_its_own_u
 def test_occlusion_fills_with_the_middle_of_the_range_and_gradients_stay_complete():
     import keras
 
-    from kerascnn.explain.attributions import completeness, integrated_gradients
-    from kerascnn.explain.occlusion import occlude
+    from kerascnn.attributions.gradients import completeness, integrated_gradients
+    from kerascnn.attributions.patches import occlude
 
     _, scaled, raw = _twins()
     signed_in = keras.Input((16, 16, 3))

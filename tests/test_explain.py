@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kerascnn.errors import BadValue
-from kerascnn.explain import attributions
-from kerascnn.explain.attributions import METHODS, Settings
+from kerascnn.attributions import gradients as attributions
+from kerascnn.attributions.gradients import METHODS, Settings
 from tests.support import assert_one_line_error, cli, written
 
 SHAPE = (12, 10, 2)   # not MNIST's: a stray 28 or 1 channel fails here

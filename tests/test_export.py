@@ -1,4 +1,4 @@
-"""kerascnn.export.exporter: every artifact runs in its consumers like the Keras model, or nothing is written.
+"""kerascnn.exporting.exporter: every artifact runs in its consumers like the Keras model, or nothing is written.
 
 Tiny models built here (a functional (28, 28, 1) -> 10 and a Sequential (32, 32, 3) -> 5), so that a
 stray 28 or 10 in the exporter fails at once; every check recomputes the Keras model's logits itself.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from kerascnn.errors import UserError
-from kerascnn.export import consumers
+from kerascnn.exporting import consumers
 
 HAVE_ONNX = all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime"))
 HAVE_LITERT = importlib.util.find_spec("ai_edge_litert") is not None
@@ -64,7 +64,7 @@ def rgb():
 
 
 def _export(subject, out, **kwargs):
-    from kerascnn.export.exporter import export
+    from kerascnn.exporting.exporter import export
 
     model, names, images = subject
     return export(model, out, class_names=names, check_images=images, **kwargs)
@@ -132,7 +132,7 @@ def test_tflite_s_documented_first_steps_work_on_the_saved_model(rgb, tmp_path):
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_the_class_names_travel_inside_the_artifact(rgb, format, tmp_path):
-    from kerascnn.export.exporter import read_class_names
+    from kerascnn.exporting.exporter import read_class_names
 
     out = _export(rgb, tmp_path / FILE_NAME[format], format=format).path
     assert read_class_names(out) == list("abcde")
@@ -219,7 +219,7 @@ def test_a_folder_holding_something_else_is_refused_and_kept(rgb, tmp_path):
 
 @pytest.mark.parametrize("format", FORMATS)
 def test_an_earlier_export_is_replaced(rgb, format, tmp_path):
-    from kerascnn.export.exporter import read_class_names
+    from kerascnn.exporting.exporter import read_class_names
 
     model, _, images = rgb
     out = tmp_path / FILE_NAME[format]
@@ -312,7 +312,7 @@ def test_leftovers_of_a_killed_export_are_cleaned_and_a_live_ones_kept(rgb, tmp_
 def test_the_shipped_models_round_trip_through_every_consumer(name, fmt, tmp_path):
     """The issue's acceptance: each shipped model, each format, real test images when at hand."""
     from kerascnn import SAVED_MODELS
-    from kerascnn.export.exporter import export
+    from kerascnn.exporting.exporter import export
     from kerascnn.model.subject import Subject
     from kerascnn.data.tasks import Task
     from tests.support import HAVE_MNIST

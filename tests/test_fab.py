@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog, minimize
 
-from kerascnn.attacks.fab import fab, project
+from kerascnn.attacks.boundary import fab, project
 from kerascnn.errors import BadValue
 from tests.test_robustness import images_of, tiny_model
 

@@ -4,7 +4,7 @@ model with random weights, gains nothing over a random pixel order."""
 import numpy as np
 import pytest
 
-from kerascnn.explain import faithfulness
+from kerascnn.attributions import faithfulness
 from kerascnn.experiments import faithfulness as experiment
 from tests.support import hand_softmax, probabilities
 
@@ -109,7 +109,7 @@ def test_a_random_map_gains_nothing_over_a_random_order(linear):
 def test_a_model_with_random_weights_gives_near_zero_advantage(idx_dir, tiny_model_path):
     """The tiny fixture model is the network with its random initial weights: whatever the map, P
     barely moves as pixels go, so no method beats the random order by much."""
-    from kerascnn.explain.attributions import Settings
+    from kerascnn.attributions.gradients import Settings
     from kerascnn.model.subject import Subject
     from kerascnn.data.tasks import Task
 

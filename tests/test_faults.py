@@ -52,7 +52,7 @@ class Command:
 
 
 def _shrink_report(monkeypatch):
-    import kerascnn.report.build as report_lib
+    import kerascnn.reporting.build as report_lib
 
     plan = report_lib.plan
     # two experiments instead of nine: the fault tests are about the folder, not the study
@@ -208,7 +208,7 @@ def struck(monkeypatch, where: str, fault: BaseException):
 
         monkeypatch.setattr(store, "atomic_path", failing)
     else:
-        import kerascnn.export.formats as export_formats
+        import kerascnn.exporting.formats as export_formats
 
         def failing_write(format, serving, tmp, info):
             Path(tmp).mkdir(parents=True, exist_ok=True)
@@ -452,7 +452,7 @@ def test_a_second_training_into_the_same_folder_refuses(tmp_path, idx_dir):
 # ---------------------------------------------------------------------------- a killed report
 KILLED_REPORT = """
 import os, signal, sys
-import kerascnn.report.build as report_lib
+import kerascnn.reporting.build as report_lib
 from cli.main import cli
 
 plan = report_lib.plan

@@ -1,7 +1,8 @@
 """The house keeps its shape: every import of the project's own modules (at the top of a file or
 inside a function) points down the floors below, or sideways within a floor, and none closes a loop.
 
-    cli -> report -> experiments -> plots -> explain, attacks, certify, corrupt, training, study, export
+    cli -> reporting -> api -> experiments -> plots -> attributions, attacks, smoothing, corrupt, training, study,
+        exporting
         -> model -> data
         -> outputs -> errors and the package itself
 """
@@ -11,9 +12,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Floors, top first: a module may import its own floor's modules and any floor below.
-FLOORS = [("cli",), ("kerascnn.report",), ("kerascnn.experiments",), ("kerascnn.plots",),
-          ("kerascnn.explain", "kerascnn.attacks", "kerascnn.certify", "kerascnn.corrupt", "kerascnn.training",
-           "kerascnn.study", "kerascnn.export"),
+FLOORS = [("cli",), ("kerascnn.reporting",), ("kerascnn.experiments",), ("kerascnn.plots",),
+          ("kerascnn.attributions", "kerascnn.attacks", "kerascnn.smoothing", "kerascnn.corrupt", "kerascnn.training",
+           "kerascnn.study", "kerascnn.exporting"),
           ("kerascnn.model",), ("kerascnn.data",), ("kerascnn.outputs",), ("kerascnn.errors", "kerascnn")]
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kerascnn.errors import BadValue
-from kerascnn.attacks.minimal import minimal
+from kerascnn.attacks.minimal_norm import minimal
 from tests.support import cli, hand_softmax, load_model, written
 
 

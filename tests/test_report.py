@@ -8,7 +8,7 @@ import pytest
 
 from kerascnn.errors import UserError
 from kerascnn.outputs.document import Image, Paragraph, Section, Table, render_html, render_markdown
-from kerascnn.report.build import ReportConfig, build_report
+from kerascnn.reporting.build import ReportConfig, build_report
 from kerascnn.training.config import TrainConfig
 from tests.support import assert_one_line_error, cli
 
@@ -27,7 +27,7 @@ CORE = ("evaluation", "filters", "activations", "occlusion", "nontargeted", "tar
 def core_plan(monkeypatch):
     """The report's own plan less the experiments outside CORE, so that these tests stay seconds long
     and their counts fixed (test_the_plan_keeps_the_assignments_experiments checks the whole plan)."""
-    import kerascnn.report.build as report_lib
+    import kerascnn.reporting.build as report_lib
 
     plan = report_lib.plan
     monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject) if s[2] in CORE])
@@ -160,7 +160,7 @@ def test_report_on_another_task_names_its_classes(tmp_path):
 
 
 def test_the_plan_keeps_the_assignments_experiments(idx_dir, tiny_model_path, monkeypatch):
-    import kerascnn.report.build as report_lib
+    import kerascnn.reporting.build as report_lib
     from kerascnn.model.subject import Subject
     from kerascnn.data.tasks import Task
 
@@ -188,7 +188,7 @@ def test_report_cli_refuses_a_missing_model_before_work(tmp_path):
 
 
 def test_report_cli_runs(tmp_path, idx_dir, tiny_model_path, monkeypatch):
-    import kerascnn.report.build as report_lib
+    import kerascnn.reporting.build as report_lib
 
     # the CLI builds the default config; shrink the attacks so that the test stays fast
     config = report_lib.ReportConfig

@@ -9,7 +9,7 @@ import pytest
 
 from kerascnn.errors import BadValue
 from kerascnn.attacks.fgm import check_epsilons, fgm
-from kerascnn.attacks.pgd import pgd
+from kerascnn.attacks.projected_gradient import pgd
 from tests.support import cli, hand_softmax, load_model, written
 
 

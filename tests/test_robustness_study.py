@@ -25,8 +25,8 @@ SMALL = {"count": 20, "minimal_count": 4, "fit": 40, "universal_count": 30, "aut
 
 
 def test_the_study_in_a_report(two_models, idx_dir, tmp_path, monkeypatch):
-    import kerascnn.report.build as report_lib
-    from kerascnn.report.build import ReportConfig, build_report
+    import kerascnn.reporting.build as report_lib
+    from kerascnn.reporting.build import ReportConfig, build_report
 
     plan = report_lib.plan
     monkeypatch.setattr(report_lib, "plan", lambda task, subject: [s for s in plan(task, subject)

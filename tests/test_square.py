@@ -4,7 +4,7 @@ pattern, and a weak linear model fooled at a generous eps; seeded; any input sha
 import numpy as np
 import pytest
 
-from kerascnn.attacks.square import eta, p_selection, square, window
+from kerascnn.attacks.square_search import eta, p_selection, square, window
 from kerascnn.errors import BadValue
 from tests.test_robustness import images_of, tiny_model
 

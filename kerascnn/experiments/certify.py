@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kerascnn.certify.smoothing import ABSTAIN, certify, check, predict
+from kerascnn.smoothing.cohen import ABSTAIN, certify, check, predict
 from kerascnn.errors import BadValue
 from kerascnn.experiments.common import model_label
 from kerascnn.outputs.document import Table
@@ -132,8 +132,8 @@ def attack_at_radius(model, images, prediction, radius, options: Options, sample
     (PREDICT): (its class per image, -2 where not attacked; the L2 length of each change). The attack:
     L2 APGD-CE on the soft smoothed classifier (softmax averaged over `samples` noise draws: SmoothAdv,
     Salman et al. 2019), all its steps, keeping the highest-loss point."""
-    from kerascnn.attacks.apgd import apgd
-    from kerascnn.certify.smoothing import soft_smoothed
+    from kerascnn.attacks.auto_pgd import apgd
+    from kerascnn.smoothing.cohen import soft_smoothed
     from kerascnn.model.batching import batch_size as fitting
 
     attacked = np.full(len(images), -2, np.int64)

@@ -1,4 +1,4 @@
-"""Explain one image: a map per method (kerascnn.explain.attributions) of the pixels that raise one class's
+"""Explain one image: a map per method (kerascnn.attributions.gradients) of the pixels that raise one class's
 logit, the predicted class by default. Faithfulness scores and the randomisation check are the
 experiment `faithfulness`; maps of an attacked image beside the clean one are `explain_attack`.
 """
@@ -10,8 +10,8 @@ import numpy as np
 
 from kerascnn.data.tasks import Pick, pick
 from kerascnn.experiments.common import class_name
-from kerascnn.explain import attributions
-from kerascnn.explain.attributions import LABELS, Settings
+from kerascnn.attributions import gradients as attributions
+from kerascnn.attributions.gradients import LABELS, Settings
 from kerascnn.outputs.document import Table
 
 

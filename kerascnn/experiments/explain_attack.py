@@ -15,9 +15,9 @@ from kerascnn.errors import BadValue
 from kerascnn.experiments import noise as noise_experiment
 from kerascnn.experiments.common import attack_settings, class_name, resolve_class
 from kerascnn.experiments.explain import Explanation, completeness_of
-from kerascnn.explain import attributions
-from kerascnn.explain.attributions import LABELS, Settings
-from kerascnn.explain.faithfulness import spearman
+from kerascnn.attributions import gradients as attributions
+from kerascnn.attributions.gradients import LABELS, Settings
+from kerascnn.attributions.faithfulness import spearman
 from kerascnn.outputs.document import Table
 
 ATTACKS = ("noise",)

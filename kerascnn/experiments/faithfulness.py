@@ -1,5 +1,5 @@
 """Which map to believe: deletion and insertion scores of every method over `count` test images,
-against a random pixel order, and the model-randomisation check (kerascnn.explain.faithfulness says how).
+against a random pixel order, and the model-randomisation check (kerascnn.attributions.faithfulness says how).
 Each image's map explains its predicted class; the curves follow P(predicted class).
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 
 from kerascnn.errors import BadValue
 from kerascnn.experiments.explain import target_class
-from kerascnn.explain import attributions, faithfulness
-from kerascnn.explain.attributions import LABELS, Settings
-from kerascnn.explain.faithfulness import area
+from kerascnn.attributions import gradients as attributions, faithfulness
+from kerascnn.attributions.gradients import LABELS, Settings
+from kerascnn.attributions.faithfulness import area
 from kerascnn.outputs.document import Table
 
 #: Orders every map is scored against: chance, and the image as its own map (brightest pixels first:

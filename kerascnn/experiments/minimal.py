@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerascnn.attacks.bounded_results import minimal_result
-from kerascnn.attacks.fab import fab
+from kerascnn.attacks.boundary import fab
 from kerascnn.attacks.fgm import check_norm
 from kerascnn.attacks.loop import check_settings
-from kerascnn.attacks.minimal import minimal
+from kerascnn.attacks.minimal_norm import minimal
 from kerascnn.errors import BadValue
 from kerascnn.experiments.common import class_name, model_label
 from kerascnn.outputs.document import Table

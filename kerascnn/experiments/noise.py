@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kerascnn import attacks
-from kerascnn.attacks.minimal import minimal
+from kerascnn.attacks.minimal_norm import minimal
 from kerascnn.attacks.results import NoiseResult
 from kerascnn.errors import BadValue
 from kerascnn.experiments.common import attack_settings, class_name, resolve_class

@@ -9,7 +9,7 @@ from kerascnn.data.tasks import Pick, pick
 from kerascnn.errors import BadValue
 from kerascnn.experiments import reference
 from kerascnn.experiments.common import class_name
-from kerascnn.explain.occlusion import OcclusionResult, check_arguments, map_stride_for, occlude
+from kerascnn.attributions.patches import OcclusionResult, check_arguments, map_stride_for, occlude
 from kerascnn.outputs.document import Table
 
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kerascnn.attacks.autoattack import autoattack
+from kerascnn.attacks.ensemble import autoattack
 from kerascnn.attacks.fgm import fgm
-from kerascnn.attacks.pgd import pgd
+from kerascnn.attacks.projected_gradient import pgd
 from kerascnn.experiments.common import model_label
 from kerascnn.experiments.robustness_checks import checks, flags, hints
 from kerascnn.experiments.robustness_options import (  # noqa: F401 (the CLI reads them here)

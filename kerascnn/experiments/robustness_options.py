@@ -5,7 +5,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from kerascnn.attacks.autoattack import COMPONENTS, VERSIONS, check_version
+from kerascnn.attacks.ensemble import COMPONENTS, VERSIONS, check_version
 from kerascnn.attacks.fgm import check_epsilons, check_norm
 from kerascnn.attacks.loop import check_settings
 from kerascnn.errors import BadValue

@@ -23,7 +23,7 @@ import numpy as np
 from kerascnn import attacks
 from kerascnn.attacks.fgm import check_eps, check_norm
 from kerascnn.attacks.loop import check_settings
-from kerascnn.attacks.pgd import pgd
+from kerascnn.attacks.projected_gradient import pgd
 from kerascnn.attacks.universal_perturbation import fit_universal
 from kerascnn.data.tasks import to_float
 from kerascnn.errors import BadValue

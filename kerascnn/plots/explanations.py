@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerascnn.explain.attributions import LABELS
+from kerascnn.attributions.gradients import LABELS
 from kerascnn.plots.common import (
     BAD,
     DIVERGING,

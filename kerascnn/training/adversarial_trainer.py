@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from kerascnn.attacks.pgd import pgd_images
+from kerascnn.attacks.projected_gradient import pgd_images
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")

@@ -32,7 +32,7 @@ import numpy as np
 
 from kerascnn import __version__
 from kerascnn.errors import UserError, first_line
-from kerascnn.export import consumers, formats
+from kerascnn.exporting import consumers, formats
 from kerascnn.model.twin import float32_twin
 from kerascnn.outputs import store
 from kerascnn.outputs.folders import pid_alive

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascnn.errors import BadValue
-from kerascnn.explain.occlusion import map_stride_for, patch_positions, predict_occluded
+from kerascnn.attributions.patches import map_stride_for, patch_positions, predict_occluded
 from kerascnn.model.batching import batch_size
 from kerascnn.model.predict import predict_logits
 

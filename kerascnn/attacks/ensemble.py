@@ -66,21 +66,21 @@ def run_component(name: str, model, images, labels, eps, *, norm: str, version: 
     """One component on a batch -> (its result, (N,) bool: fooled inside the ball, as re-predicted)."""
     budget = dict(BUDGETS[version].get(name, {}))
     if name.startswith("apgd"):
-        from kerascnn.attacks.apgd import apgd
+        from kerascnn.attacks.auto_pgd import apgd
 
         loss = {"apgd-ce": "ce", "apgd-dlr": "dlr", "apgd-t": "dlr-t"}[name]
         result = apgd(model, images, labels, eps, norm=norm, loss=loss, steps=steps, seed=seed,
                       batch_size=batch_size, progress=progress, **budget)
         return result, result.success & result.within_ball()
     if name.startswith("fab"):
-        from kerascnn.attacks.fab import fab
+        from kerascnn.attacks.boundary import fab
 
         result = fab(model, images, labels, eps, norm=norm, targeted=name == "fab-t", steps=steps, seed=seed,
                      batch_size=batch_size, progress=progress, **budget)
         inside = np.all((result.images >= 0) & (result.images <= 1), axis=tuple(range(1, result.images.ndim)))
         radii = np.asarray(eps, np.float64) * (1 + 1e-5) + 1e-5
         return result, result.success & inside & (result.distance <= radii)
-    from kerascnn.attacks.square import square
+    from kerascnn.attacks.square_search import square
 
     result = square(model, images, labels, eps, norm=norm, queries=queries, seed=seed, batch_size=batch_size,
                     progress=progress)

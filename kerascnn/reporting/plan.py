@@ -20,7 +20,7 @@ from kerascnn.experiments import (
     robustness_study,
     targeted,
 )
-from kerascnn.explain.attributions import METHODS, Settings
+from kerascnn.attributions.gradients import METHODS, Settings
 from kerascnn.model.batching import activations_per_image
 
 

@@ -31,8 +31,8 @@ from kerascnn.model.subject import Subject
 from kerascnn.outputs import folders as outputs
 from kerascnn.outputs import store
 from kerascnn.outputs.document import Image, Paragraph, Row, Section, render_html, render_markdown
-from kerascnn.report.plan import HEAVY_OPTIONS, is_heavy, plan
-from kerascnn.report.training import training_section
+from kerascnn.reporting.plan import HEAVY_OPTIONS, is_heavy, plan
+from kerascnn.reporting.training import training_section
 from kerascnn.training import fit as training
 from kerascnn.training.config import TrainConfig
 

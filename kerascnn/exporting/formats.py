@@ -1,4 +1,4 @@
-"""How kerascnn.export.exporter writes each format: the float32 twin of a mixed-precision model, the model
+"""How kerascnn.exporting.exporter writes each format: the float32 twin of a mixed-precision model, the model
 behind the serving contract, and the writer of a SavedModel folder, an .onnx file or a .tflite file
 (with the class names inside). export() checks what these write before it is put in place.
 """
