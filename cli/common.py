@@ -18,6 +18,7 @@ import click
 
 from cli.domain_options import domain_options
 from kerascnn import RUNS as TRAIN_RUNS
+from kerascnn.cpu import choose_kernels
 from kerascnn.data.sources import check_dataset_exists, is_idx_folder
 from kerascnn.data.tasks import Pick, Task, check_dataset_name
 from kerascnn.errors import BadValue, UserError
@@ -34,8 +35,11 @@ def quiet_tensorflow() -> None:
     """Imports TensorFlow with its start-up chatter (oneDNN, CUDA probing) kept off the terminal.
 
     TF 2.21 writes those lines through absl before any log level applies, so stderr is pointed at
-    /dev/null while it starts. Set KERASCNN_VERBOSE_TF=1 to see them.
+    /dev/null while it starts. Set KERASCNN_VERBOSE_TF=1 to see them. First the CPU kernels are
+    chosen (kerascnn.cpu: oneDNN's where TensorFlow would run Eigen's); a change is said in one line.
     """
+    if "tensorflow" not in sys.modules and (message := choose_kernels().message):  # once: TF starts below
+        click.echo(message, err=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules or os.environ.get("KERASCNN_VERBOSE_TF"):
         import tensorflow  # noqa: F401

@@ -10,9 +10,7 @@ from pathlib import Path
 import click
 
 from cli.common import RUNS
-from kerascnn.outputs import folders as outputs
 from kerascnn.outputs import store
-from kerascnn.outputs.document import render_text
 from kerascnn.outputs.store import dumps_json
 
 
@@ -35,39 +33,20 @@ def json_option(func):
 
 def emit(experiment, result, out_dir: str, command: str, *, force: bool = False, as_json: bool = False,
          protect=(), extra_json: dict | None = None, subjects=()) -> Path:
-    """Writes an experiment's figures, arrays and result.json into `out_dir` (whole or not at all),
-    then prints its table and summary, or the JSON with `as_json`. `command` is the command's name
-    as typed (`occlude`, `attack noise`): the output folder is marked as its output. `subjects`: the
-    models studied; their files are protected and result.json records their input domain."""
+    """Writes an experiment's result as the Python API's `Result.save(out_dir)` writes it (figures,
+    arrays, result.json, whole or not at all), then prints its table and summary, or the JSON with
+    `as_json`. `command` is the command's name as typed (`occlude`, `attack noise`): the output
+    folder is marked as its output. `subjects`: the models studied; their files are protected and
+    result.json records their input domain."""
+    from kerascnn.api.results import Result
 
-    subjects = list(subjects)
-    protect = [*protect, *(s.path for s in subjects if s.path is not None)]
-    data = result.to_dict() | (extra_json or {})
-    if len(subjects) == 1:
-        data["input_domain"] = subjects[0].domain_dict()
-    elif subjects:
-        data["input_domain"] = {s.name: s.domain_dict() for s in subjects}
-    arrays = experiment.arrays(result) if hasattr(experiment, "arrays") else {}
-    with outputs.output_folder(out_dir, command, force=force, protect=protect) as tmp:
-        figures = experiment.figures(result)  # drawn once the folder is accepted; closed whatever happens
-        try:
-            for name, fig in figures.items():
-                store.save_figure(fig, tmp / name)
-        finally:
-            import matplotlib.pyplot as plt
-
-            for fig in figures.values():
-                plt.close(fig)
-        for name, array in arrays.items():
-            store.save_npy(tmp / name, array)
-        store.write_json(tmp / "result.json", data)
+    shown = result if isinstance(result, Result) else Result(experiment, result, command, subjects, extra_json, protect)
+    shown.save(out_dir, force=force)
     if as_json:
-        click.echo(store.dumps_json(data))
+        click.echo(store.dumps_json(shown.to_dict()))
     else:
-        click.echo(render_text(experiment.table(result)))
-        click.echo("")
-        click.echo(experiment.summary(result))
-    click.echo(f"wrote {out_dir}/: {' '.join([*figures, *arrays, 'result.json'])}", err=as_json)
+        click.echo(shown.table())
+    click.echo(f"wrote {out_dir}/: {' '.join(shown.files)}", err=as_json)
     return Path(out_dir)
 
 

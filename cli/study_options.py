@@ -2,31 +2,10 @@
 the study's output folder, written in place (its runs/ stay and are reused)."""
 from __future__ import annotations
 
-import contextlib
-from pathlib import Path
-
 import click
 
 from cli.common import not_empty
-from kerascnn.outputs import locks
-from kerascnn.outputs.folders import MARKER, check_output_folder
-from kerascnn.training import runs
-
-
-@contextlib.contextmanager
-def study_folder(out_dir: str, command: str, pool, force: bool = False, protect=()):
-    """Holds a study's folder (locked) for the runs of `pool` (a kerascnn.study.engine.Pool); yields the
-    engine's description. Refused before any work: a folder that is neither ours, empty nor
-    missing (unless `force`; a file of the user's is never replaced), one of the inputs in `protect`.
-    The engine is resolved before the folder is marked, so that a cluster that cannot be reached leaves
-    no folder; a study stopped before its result.json keeps the mark, and its rerun is accepted."""
-    runs.check_training_folder(out_dir, force=force)
-    check_output_folder(out_dir, command, force=True, protect=protect)
-    with locks.FolderLock(out_dir):
-        where = pool.description
-        if not (Path(out_dir) / MARKER).exists():
-            runs.mark_training_folder(out_dir, command)
-        yield where
+from kerascnn.api.studies import study_folder  # noqa: F401  (compare and the robustness study hold their folder so)
 
 
 def engine_options(func):

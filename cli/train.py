@@ -8,16 +8,15 @@ import click
 
 from cli.common import default_of, finite, guarded, quiet_tensorflow, task_args, task_options
 from kerascnn.errors import BadValue
-from kerascnn.outputs import locks, store
 from kerascnn.training import devices, runs
 from kerascnn.training import devices as device_plan
 from kerascnn.training import fit as training
 from kerascnn.training.adversarial import ATTACKS, AdversarialRecipe
+from kerascnn.api.runs import TRAIN_FIGURES
 from kerascnn.training.config import LR_SCHEDULES, TrainConfig
 from kerascnn.training.precision import PRECISIONS
 from kerascnn.training.recipes import RECIPES
 
-TRAIN_FIGURES = ("loss.png", "accuracy.png", "predictions.png", "confusion.png")
 
 
 class Devices(click.ParamType):
@@ -63,22 +62,6 @@ def recipe_options(func):
     ]):
         func = option(func)
     return task_options(func)
-
-
-def write_run_figures(result, task) -> list:
-    """Draws and saves the standard figures of a finished run into its folder."""
-    from kerascnn import plots
-
-    images, labels = task.test()
-    names = task.class_names
-    out = result.out_dir
-    figures = {
-        "loss.png": plots.loss_curves(result.steps, f"{result.model.name} on {task.name}: cross-entropy loss"),
-        "accuracy.png": plots.accuracy_curves(result.steps, f"{result.model.name} on {task.name}: accuracy"),
-        "predictions.png": plots.prediction_grid(images, labels, result.test.predictions, class_names=names),
-        "confusion.png": plots.confusion_figure(result.test.confusion, class_names=names),
-    }
-    return [store.save_figure(fig, out / name) for name, fig in figures.items()]
 
 
 def terminal_progress(epochs: int):
@@ -210,51 +193,40 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
 
     from click.core import ParameterSource
 
-    fields = dict(dataset=dataset, data_dir=data_dir, batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
+    from kerascnn.api.runs import run_config, train_config
+
+    fields = dict(batchnorm=batchnorm, epochs=epochs, batch_size=batch_size,
                   lr=lr, lr_schedule=lr_schedule, warmup=warmup, label_smoothing=label_smoothing, noise_sd=noise_sd,
-                  seed=seed,
-                  val_size=val_size, out_dir=out_dir, tensorboard=tensorboard, precision=precision,
+                  seed=seed, val_size=val_size, tensorboard=tensorboard, precision=precision,
                   val_every=val_every, subset=subset, adversarial=adversarial, devices=devices)
     ctx = click.get_current_context()  # the recipe's values stand unless an option was given explicitly
     fields = {k: v for k, v in fields.items()
               if k not in RECIPES.get(recipe, {}) or ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
-    config = TrainConfig.from_recipe(recipe, **fields)
-    if adversarial is not None and out_dir is None:
-        config.out_dir = f"{config.resolved_out_dir()}_{adversarial.attack}"
-    elif config.noise_sd > 0 and out_dir is None:
-        config.out_dir = f"{config.resolved_out_dir()}_smooth"
-    if recipe != "assignment" and out_dir is None:  # runs/cnn_fast: the assignment's run stays
-        config.out_dir = f"{config.resolved_out_dir()}_{recipe}"
-    config.check()
+    fields |= {"dataset": dataset, "data_dir": data_dir}
+    config = train_config(None, recipe, out_dir, **fields)
     quiet_tensorflow()
+    replicas = device_plan.prepare(config.devices)  # logical CPU devices only before TensorFlow starts
+    out, task, c = config.resolved_out_dir(), config.task, config
+    runs.check_training_folder(out, force=force)
+    data = task.splits(config.val_size, seed, subset)
+    click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
+               f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
+               f"Adam lr {c.lr:g} ({c.lr_schedule}), "
+               f"{training.resolve_precision(c.precision)}, seed {seed}, {replicas} device(s) -> {out}/")
+    for line in task.arrays().notices:
+        click.echo(f"note: {line}")
+    if adversarial is not None:
+        click.echo(f"adversarial training: every batch replaced by {adversarial.describe()}")
+    click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
+               f"{len(data.x_test):,} test images")
+    # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and
+    # shows the step recorder's meaningless val_batch_loss); elsewhere one line per epoch.
     from kerascnn.training.callbacks import epoch_lines
 
-    replicas = device_plan.prepare(config.devices)  # logical CPU devices only before TensorFlow starts
-    out = config.resolved_out_dir()
-    runs.check_training_folder(out, force=force)
-    task = config.task
-    data = task.splits(config.val_size, seed, subset)
-    with locks.FolderLock(out):
-        c = config
-        click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
-                   f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
-                   f"Adam lr {c.lr:g} ({c.lr_schedule}), "
-                   f"{training.resolve_precision(c.precision)}, seed {seed}, {replicas} device(s) -> {out}/")
-        for line in task.arrays().notices:
-            click.echo(f"note: {line}")
-        if adversarial is not None:
-            click.echo(f"adversarial training: every batch replaced by {adversarial.describe()}")
-        click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
-                   f"{len(data.x_test):,} test images")
-        # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and
-        # shows the step recorder's meaningless val_batch_loss); elsewhere one line per epoch.
-        progress = terminal_progress(c.epochs) if sys.stdout.isatty() else epoch_lines(click.echo, c.epochs)
-        result = training.train(config, data, verbose=0, notify=click.echo, callbacks=(progress,))
-        write_run_figures(result, task)
-        runs.mark_training_folder(out)
-    m = result.metrics
-    click.echo(f"test accuracy {m['test_accuracy']:.2%} (loss {m['test_loss']:.4f}); "
-               f"{len(m['epoch_seconds'])} epoch(s) in {m['train_seconds']:.0f} s, {m['images_per_second']:,.0f} images/s")
+    progress = terminal_progress(c.epochs) if sys.stdout.isatty() else epoch_lines(click.echo, c.epochs)
+    result = run_config(config, task, in_memory=False, force=force, notify=click.echo, callbacks=(progress,),
+                        splits=data)
+    click.echo(result.table())
     click.echo(f"wrote {out}/: model.keras history.csv steps.csv metrics.json " + " ".join(TRAIN_FIGURES))
     args = " ".join(x for x in (task_args(dataset, data_dir), f"--model {Path(out)}") if x)
     click.echo(f"next: kerascnn evaluate {args}   (or occlude, attack, report ... with the same options)")

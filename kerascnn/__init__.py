@@ -24,3 +24,37 @@ SAVED_MODELS = _saved_models()
 DEFAULT_MODEL = SAVED_MODELS / "cnn" / "model.keras"
 
 
+
+#: The public API: one function per command, imported on first use (PEP 562), so that `import
+#: kerascnn` imports no TensorFlow. kc.attack (nontargeted, targeted, noise, minimal, universal) is
+#: the `kerascnn attack ...` group; kc.attacks and kc.attributions work on arrays, torchattacks-style.
+_PUBLIC = {
+    "evaluate": "kerascnn.api.inspection", "filters": "kerascnn.api.inspection",
+    "activations": "kerascnn.api.inspection", "occlude": "kerascnn.api.inspection",
+    "explain": "kerascnn.api.inspection",
+    "robustness": "kerascnn.api.robust", "certify": "kerascnn.api.robust", "corruptions": "kerascnn.api.robust",
+    "transfer": "kerascnn.api.robust",
+    "train": "kerascnn.api.runs", "summary": "kerascnn.api.runs", "export": "kerascnn.api.runs",
+    "compare": "kerascnn.api.studies", "report": "kerascnn.reporting.public",
+    "Result": "kerascnn.api.results",
+}
+_NAMESPACES = {"attack": "kerascnn.api.attack", "attacks": "kerascnn.attacks", "attributions": "kerascnn.attributions",
+               "errors": "kerascnn.errors"}
+__all__ = sorted([*_PUBLIC, *_NAMESPACES, "__version__", "SAVED_MODELS", "DEFAULT_MODEL", "RUNS"])
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    elif name in _NAMESPACES:
+        value = importlib.import_module(_NAMESPACES[name])
+    else:
+        raise AttributeError(f"module 'kerascnn' has no attribute {name!r}")
+    globals()[name] = value  # once: later reads are plain attribute reads
+    return value
+
+
+def __dir__():
+    return __all__

@@ -42,7 +42,9 @@ class Splits:
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 [0, 255] -> float32 [0, 1]."""
+    """uint8 [0, 255] -> float32 [0, 1]; images already float (in [0, 1], given as arrays) stay as they are."""
+    if np.issubdtype(images.dtype, np.floating):
+        return images.astype(np.float32, copy=False)
     return images.astype(np.float32) / np.float32(255.0)
 
 
@@ -201,10 +203,11 @@ def check_dataset_name(name: str) -> str:
 @dataclass(frozen=True)
 class Pick:
     """Which image an experiment looks at: exactly one of `class_name` (the first test image of that
-    class, by name or number), `index` (test image i) or `image` (a picture file)."""
+    class, by name or number), `index` (test image i) or `image` (a picture file, or an array (H, W, C)
+    in [0, 1] from the Python API)."""
     class_name: str | int | None = None
     index: int | None = None
-    image: str | None = None
+    image: "str | np.ndarray | None" = None
 
     def check(self) -> "Pick":
         given = sum(v is not None for v in (self.class_name, self.index, self.image))
@@ -227,6 +230,11 @@ class Picked:
 
 def pick(task: Task, choice: Pick) -> Picked:
     choice.check()
+    if isinstance(choice.image, np.ndarray):  # an image given as an array (the Python API): (H, W, C) in [0, 1]
+        image = choice.image[..., None] if choice.image.ndim == 2 else choice.image
+        if image.shape != task.input_shape:
+            raise BadValue("image", f"has shape {choice.image.shape}; {task.name}'s images are {task.input_shape}")
+        return Picked(image.astype(np.float32), None, None, "the given image")
     if choice.image is not None:
         return Picked(task.picture(choice.image), None, None, os.path.basename(str(choice.image)))
     if choice.index is not None:

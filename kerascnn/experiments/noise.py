@@ -73,6 +73,10 @@ class Result:
 
 def _sources(task, options: Options, target: int):
     """(images (N, H, W, C), labels (N,) with -1 unknown, test indices or None, description)."""
+    if isinstance(options.image, np.ndarray):  # the Python API's image=: (H, W, C) in [0, 1]
+        from kerascnn.data.tasks import Pick, pick
+
+        return pick(task, Pick(image=options.image)).image[None], np.array([-1]), None, "the given image"
     if options.image is not None:
         return task.picture(options.image)[None], np.array([-1]), None, str(options.image)
     images, labels = task.test()

@@ -1,6 +1,7 @@
 """What runs inside a study's worker processes (kerascnn.study.engine, kerascnn.study.on_ray): the
 thread counts set before TensorFlow starts, TensorFlow's quiet start, one run with its error reduced
-to one line."""
+to one line. Each worker chooses its CPU kernels (kerascnn.cpu) before TensorFlow starts in it,
+silently: the parent process has said its line."""
 from __future__ import annotations
 
 import os
@@ -9,6 +10,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable
 
+from kerascnn.cpu import choose_kernels
 from kerascnn.errors import UserError
 from kerascnn.training.precision import share_gpus
 
@@ -49,6 +51,7 @@ def start_worker(threads: int, lines, tensorflow: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and ends the workers
     signal.signal(signal.SIGTERM, _stop)          # ... with SIGTERM: see _stop
     os.environ.update(_thread_env(threads))
+    choose_kernels()  # before any run imports TensorFlow here
     _LINES = lines
     if tensorflow:
         start_tensorflow_quietly()
@@ -88,6 +91,7 @@ def ray_run(work: Callable, payload, lines, threads: int, tensorflow: bool) -> O
     so the thread counts set now are the ones it takes. (The work's own module, unpickled before this
     runs, imports no TensorFlow: the project keeps TensorFlow lazy.)"""
     os.environ.update(_thread_env(threads))
+    choose_kernels()  # before the work imports TensorFlow here
     if tensorflow:
         start_tensorflow_quietly()
     return call(work, payload, lines.put)
@@ -95,7 +99,9 @@ def ray_run(work: Callable, payload, lines, threads: int, tensorflow: bool) -> O
 
 def start_tensorflow_quietly() -> None:
     """Imports TensorFlow with its start-up lines off stderr (as the CLI does); its thread counts come
-    from TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS, set before."""
+    from TF_NUM_INTRAOP_THREADS and TF_NUM_INTEROP_THREADS, set before; its CPU kernels from
+    kerascnn.cpu (chosen once per process: a no-op when start_worker or ray_run already chose)."""
+    choose_kernels()
     devnull = os.open(os.devnull, os.O_WRONLY)
     saved = os.dup(2)
     os.dup2(devnull, 2)

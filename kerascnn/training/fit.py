@@ -6,7 +6,7 @@
     history.csv     per epoch: loss, accuracy, val_loss, val_accuracy
     steps.csv       per iteration: loss and accuracy of that batch; val_loss and val_accuracy
                     every `val_every` iterations and at the end of each epoch
-    metrics.json    test accuracy and loss, the recipe, timings, versions
+    metrics.json    test accuracy and loss, the recipe, timings, versions, the CPU and its kernels
     .resume/        while a run is unfinished: the last finished epoch's checkpoint (with the
                     optimizer's state) and what is needed to go on from it; removed at the end
 
@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from kerascnn.cpu import choose_kernels
 from kerascnn.data.pipelines import shuffled_batches
 from kerascnn.data.tasks import Splits
 from kerascnn.errors import UserError
@@ -55,7 +56,7 @@ class TrainingInterrupted(UserError):
 
 # ---------------------------------------------------------------------------- the run
 def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = "auto",
-          callbacks: tuple = (), notify: Callable[[str], None] = lambda line: None) -> TrainResult:
+          callbacks: tuple = (), notify: Callable[[str], None] = lambda line: None, task=None) -> TrainResult:
     """Trains (or resumes) the assignment's network for `config`'s task and writes its files into
     the output folder (see the module docstring).
 
@@ -64,6 +65,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     Raises TrainingInterrupted on Ctrl-C, after the last finished epoch has been checkpointed, and
     TrainingDiverged when the loss stops being finite (nothing is saved as the result then).
     """
+    cpu = choose_kernels()  # before TensorFlow starts, if it has not (the CLI and workers chose already)
     import keras
     import tensorflow as tf
 
@@ -77,7 +79,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
     key = config.resume_key()
     if strategy:  # Keras 3 cannot loop steps in one call under a strategy (keras-team/keras#19246)
         config = replace(config, steps_per_execution=1)
-    task = config.task
+    task = task if task is not None else config.task  # the Python API's arrays come as their own Task
     if data is None:
         data = task.splits(config.val_size, config.seed, config.subset)
     shape, classes = task.input_shape, task.num_classes
@@ -149,6 +151,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "adversarial": config.adversarial and config.adversarial.to_dict(), "resumed_from_epoch": done,
         "data_source": data.source,
         "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "cpu": cpu.to_dict(),  # the CPU and its kernels, as chosen when the process started (kerascnn.cpu)
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     store.write_csv(out_dir / "history.csv", history, HISTORY_FIELDS)
