@@ -104,16 +104,19 @@ def _arrays(train, test, class_names, num_classes, input_range) -> Arrays:
     if x_train.shape[1:] != x_test.shape[1:]:
         raise BadValue("x_test", f"images of shape {x_test.shape[1:]} beside training images of {x_train.shape[1:]}")
     top = int(max(y_train.max(initial=0), y_test.max(initial=0)))
+    named = class_names is not None
     if class_names is not None:
         class_names = tuple(str(c) for c in class_names)
         if len(set(class_names)) != len(class_names):
             raise BadValue("class_names", "holds the same name twice")
         k = len(class_names)
+        if num_classes is not None and k != num_classes:
+            raise BadValue("class_names", f"names {k} class(es), but the model has {num_classes}")
     else:
         k = num_classes or top + 1
         class_names = tuple(str(i) for i in range(k))
     if k < 2:
-        raise BadValue("class_names" if num_classes is None else "data",
+        raise BadValue("class_names" if named else "y",
                        f"a classifier needs at least two classes, got {k}")
     if top >= k:
         raise BadValue("y", f"label {top} is outside the {k} classes (0-{k - 1})")

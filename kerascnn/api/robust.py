@@ -33,6 +33,13 @@ def robustness(model=None, data=None, *, input_range=None, preprocess=None, clas
         >>> kc.robustness(model, (x_test, y_test), attacks="fgsm,pgd", eps=[0.1, 0.3], count=200)
     """
     s = subject(model, data, input_range=input_range, preprocess=preprocess, class_names=class_names)
+    if isinstance(options.get("attacks"), str):
+        options["attacks"] = _names(options["attacks"], "attacks")
+    if options.get("eps") is not None:
+        from kerascnn.attacks.fgm import check_epsilons
+
+        options["eps"] = check_epsilons(options["eps"] if not isinstance(options["eps"], (int, float))
+                                        else (options["eps"],))
     opts = build_options(_robustness.Options, options, "robustness")
     s.task.check_count(opts.count)
     with progress_bar(progress, f"robustness ({opts.norm})", 100) as bar:
@@ -80,7 +87,11 @@ def corruptions(model=None, data=None, *, input_range=None, preprocess=None, cla
     """
     s = subject(model, data, input_range=input_range, preprocess=preprocess, class_names=class_names)
     if "others" in options:
-        options["others"] = tuple(options["others"])
+        options["others"] = tuple(str(p) for p in options["others"])
+    if isinstance(options.get("corruptions"), str):
+        options["corruptions"] = _names(options["corruptions"], "corruptions")
+    if isinstance(options.get("severities"), int):
+        options["severities"] = (options["severities"],)
     opts = build_options(_corruptions.Options, options, "corruptions")
     with progress_bar(progress, "corruptions", _corruptions.progress_steps(opts, s.task)) as bar:
         raw = _corruptions.run(s, opts, progress=bar)
@@ -117,3 +128,13 @@ def transfer(sources=None, evals=None, data=None, *, input_range=None, preproces
     opts = build_options(_transfer.Options, options, "transfer")
     raw = _transfer.run(source_subjects, eval_subjects, opts, progress=None)
     return Result(_transfer, raw, "transfer", list(dict.fromkeys(source_subjects + eval_subjects)))
+
+
+def _names(text: str, param: str) -> tuple:
+    """'a,b' -> ('a', 'b'); an empty item is refused, as the commands refuse it."""
+    from kerascnn.errors import BadValue
+
+    names = tuple(v.strip().lower() for v in text.split(","))
+    if not all(names):
+        raise BadValue(param, f"an empty name in {text!r} (comma-separated)")
+    return tuple(dict.fromkeys(names))

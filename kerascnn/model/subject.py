@@ -15,6 +15,7 @@ with pixels in [0, 1]; `own_logits_model` takes the model's own units.
 from __future__ import annotations
 
 import os
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -96,6 +97,28 @@ def classifier_shape(model, where: str) -> tuple[tuple[int, int, int], int]:
     return tuple(int(d) for d in ins[0][1:]), int(outs[0][1])
 
 
+_DERIVED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _derive(model, domain, where: str, channels: int) -> tuple:
+    """(model studied, its original dtype or None, domain, own logits model, ends in softmax, logits
+    model from pixels in [0, 1]). A mixed-precision model is studied through its float32 twin (same
+    weights): bfloat16 gradients would weaken the attacks and break integrated gradients' completeness."""
+    twin_of = computes_in(model)
+    if twin_of is not None:
+        model = float32_twin(model)
+    domain = infer(model) if domain is None else domain
+    domain.check_channels(channels, where)
+    own, ends_in_softmax = strip_softmax(model)
+    if domain.identity:
+        logits = own
+    else:
+        from kerascnn.model.folding import fold
+
+        logits = fold(own, domain)
+    return model, twin_of, domain, own, ends_in_softmax, logits
+
+
 class Subject:
     """A classifier and its task. `model` as loaded; `logits_model` its logits from pixels in [0, 1]
     (the input domain folded in; float32 when called through `logits`); `own_logits_model` its logits
@@ -109,20 +132,14 @@ class Subject:
         self.path = path
         where = str(path) if path else f"model {model.name}"
         self.input_shape, self.num_classes = classifier_shape(model, where)
-        # A mixed-precision model is studied through its float32 twin (same weights): bfloat16 gradients
-        # would weaken the attacks and break integrated gradients' completeness.
-        self.twin_of = computes_in(model)
-        if self.twin_of is not None:
-            self.model = model = float32_twin(model)
-        self.domain = infer(model) if domain is None else domain
-        self.domain.check_channels(self.input_shape[-1], where)
-        self.own_logits_model, self.ends_in_softmax = strip_softmax(model)
-        if self.domain.identity:
-            self.logits_model = self.own_logits_model
-        else:
-            from kerascnn.model.folding import fold
-
-            self.logits_model = fold(self.own_logits_model, self.domain)
+        # The models derived below are made once per model and domain: a notebook that calls the API
+        # twenty times on one model then traces each compiled function once, not twenty times.
+        derived = _DERIVED.setdefault(model, {})
+        key = repr(domain)
+        if key not in derived:
+            derived[key] = _derive(model, domain, where, self.input_shape[-1])
+        self.model, self.twin_of, self.domain, self.own_logits_model, self.ends_in_softmax, self.logits_model = \
+            derived[key]
         if check:
             self.check_task()
 
