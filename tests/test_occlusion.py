@@ -8,7 +8,7 @@ import pytest
 from kerascnn.errors import BadValue
 from kerascnn.experiments import reference
 from kerascnn.experiments import occlusion
-from kerascnn.attributions import patches as occlusion as method
+from kerascnn.attributions import patches as method
 from kerascnn.data.tasks import Pick
 from tests.support import (assert_one_line_error, cli, hand_softmax, load_model, needs_mnist, needs_pretrained,
                            written)
