@@ -1,6 +1,8 @@
 """Adversarial examples: gradient steps on the pixels of a batch, the model's weights fixed.
 
 Every function takes a *logits* model (`Subject.logits_model`) of any input shape and class count.
+On arrays, torchattacks-style, the user's own keras.Model in and adversarial images out (on_arrays.py):
+fgsm, pgd, apgd, autoattack, fab, square and minimal, as `kc.attacks.pgd(model, x, y, eps)`.
 
     nontargeted  Gaussian noise -> images the model calls class c, one per class, all in one batch
     targeted     Gaussian noise -> images close to a guide image yet called class c, c = 0..9
@@ -55,11 +57,13 @@ from kerascnn.attacks.loop import (
     predict_proba,
     start_noise,
 )
+from kerascnn.attacks.on_arrays import apgd, autoattack, fab, fgsm, minimal, pgd, square
 from kerascnn.attacks.results import AttackResult, NoiseResult, UniversalResult
 from kerascnn.errors import BadValue
 
 __all__ = ["nontargeted", "targeted", "noise", "universal", "AttackResult", "NoiseResult", "UniversalResult",
-           "OPTIMIZERS", "check_settings", "parse_classes"]
+           "OPTIMIZERS", "check_settings", "parse_classes",
+           "fgsm", "pgd", "apgd", "autoattack", "fab", "square", "minimal"]
 
 
 def nontargeted(model, classes, *, steps: int = 500, lr: float = 0.01, seed: int = 0,
@@ -128,7 +132,7 @@ def noise(model, images: np.ndarray, target: int, *, steps: int = 500, lr: float
     Optimises the noisy image directly (minimising cross-entropy to `target` + beta * mean squared
     noise), keeping it in [0, 1] when `clip`; each image stops as soon as it is fooled, so the noise
     stops growing there, but it is not the smallest noise that reaches the goal: on the pretrained
-    MNIST model the minimum-norm attack (`attacks.minimal.minimal` with a target and a confidence,
+    MNIST model the minimum-norm attack (`attacks.minimal` with a target and a confidence,
     `attack noise --norm l2`) reaches P >= 0.99 with 28-36% less L2, and its linf form with 14-23%
     less L-infinity. The noise reported is the noisy image minus the original. `labels`:
     the images' true classes (None or -1 where unknown), carried into the result.

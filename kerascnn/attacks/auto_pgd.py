@@ -73,7 +73,8 @@ def _evaluate(model, x, labels, targets, loss: str, eot: int):
 
     grad = tf.zeros_like(x)
     for _ in range(eot):  # a Python loop: eot is fixed per compiled function
-        with tf.GradientTape() as tape:
+        # One pass after the other (not all at once, as the graph would allow): a batch's memory, not eot times it.
+        with tf.control_dependencies([grad]), tf.GradientTape() as tape:
             tape.watch(x)
             logits = tf.cast(model(x, training=False), tf.float32)
             value = loss_values(logits, labels, loss, targets)

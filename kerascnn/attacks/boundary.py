@@ -160,7 +160,7 @@ def fab(model, images: np.ndarray, labels, eps=None, *, norm: str = "linf", targ
     images (N, H, W, C) in [0, 1]; labels (N,) true classes; eps None (pure minimal norm: every
     step for every image), one radius or one per image (an image is done once an adversarial within
     its eps is found; eps also sizes the restarts' random starts). Images wrong clean are returned
-    unchanged (distance 0).
+    unchanged (distance 0). batch_size: gradients per call, as images (untargeted: divided by the classes).
     """
     import tensorflow as tf
 
@@ -173,7 +173,8 @@ def fab(model, images: np.ndarray, labels, eps=None, *, norm: str = "linf", targ
     originals = as_batch(images, shape, "images")
     labels = _labels(labels, len(originals), num_classes)
     radii = np.full(len(originals), np.inf, np.float32) if eps is None else per_image_eps(eps, len(originals))
-    batch_size = batch_size or max(1, fitting(model, gradients=True) // (1 if targeted else num_classes))
+    # Untargeted, each image's Jacobian costs a gradient per class: batch_size counts those, as images.
+    batch_size = max(1, (batch_size or fitting(model, gradients=True)) // (1 if targeted else num_classes))
     run = cached(model, ("fab", norm, bool(targeted), num_classes), lambda: _compile(model, norm, bool(targeted),
                                                                                        num_classes))
     begin = time.perf_counter()

@@ -106,10 +106,9 @@ def _gradient_fn(model):
     return fn
 
 
-def _batch(model) -> int:
-    """Images per gradient call: at most BATCH, fewer for a model whose activations are large."""
-
-    return batch_size(model, gradients=True, cap=BATCH)
+def _batch(model, limit: int | None = None) -> int:
+    """Images per gradient call: `limit`, else at most BATCH, fewer for a model whose activations are large."""
+    return limit or batch_size(model, gradients=True, cap=BATCH)
 
 
 def gradients(model, images: np.ndarray, targets: np.ndarray, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -132,40 +131,42 @@ def _repeat_targets(targets, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the methods
-def saliency(model, images, targets) -> np.ndarray:
-    """d logit / d x, signed: (N, H, W, C). For logits W x + b it is W's row of the target."""
-    return gradients(model, images, targets)[1]
+def saliency(model, images, targets, batch: int | None = None) -> np.ndarray:
+    """d logit / d x, signed: (N, H, W, C). For logits W x + b it is W's row of the target. `batch`:
+    images per model call, here and below (None: `_batch`); copies and path points count as images."""
+    return gradients(model, images, targets, batch)[1]
 
 
-def smoothgrad(model, images, targets, samples: int = 32, noise: float = 0.15, seed: int = 0) -> np.ndarray:
-    """The gradient averaged over `samples` copies of each image plus Gaussian noise of std `noise`
-    (not clipped, as in the paper): (N, H, W, C)."""
-    images = np.asarray(images, np.float32)
-    rng = np.random.default_rng(seed)
-    per_call = max(1, _batch(model) // samples)
+def _mean_gradient(model, images, targets, copies: int, batch: int | None, make) -> np.ndarray:
+    """(N, H, W, C): per image, the mean gradient over the `copies` of it that make(chunk) returns
+    (n, copies, H, W, C); as many images per call as their copies fit in `batch`."""
+    per_call = max(1, _batch(model, batch) // copies)
     out = []
     for i in range(0, len(images), per_call):
-        chunk = images[i:i + per_call]
-        noisy = chunk[:, None] + rng.normal(0.0, noise, (len(chunk), samples) + chunk.shape[1:]).astype(np.float32)
-        grads = gradients(model, noisy.reshape((-1,) + chunk.shape[1:]), _repeat_targets(targets[i:i + per_call], samples))[1]
-        out.append(grads.reshape(noisy.shape).mean(axis=1))
+        copied = make(images[i:i + per_call])
+        grads = gradients(model, copied.reshape((-1,) + images.shape[1:]),
+                          _repeat_targets(targets[i:i + per_call], copies), batch)[1]
+        out.append(grads.reshape(copied.shape).mean(axis=1))
     return np.concatenate(out)
 
 
-def integrated_gradients(model, images, targets, steps: int = 64, baseline: float = 0.0) -> np.ndarray:
+def smoothgrad(model, images, targets, samples: int = 32, noise: float = 0.15, seed: int = 0,
+               batch: int | None = None) -> np.ndarray:
+    """The gradient averaged over `samples` copies of each image plus Gaussian noise of std `noise`
+    (not clipped, as in the paper): (N, H, W, C)."""
+    rng = np.random.default_rng(seed)
+    return _mean_gradient(model, np.asarray(images, np.float32), targets, samples, batch, lambda chunk: chunk[:, None]
+                          + rng.normal(0.0, noise, (len(chunk), samples) + chunk.shape[1:]).astype(np.float32))
+
+
+def integrated_gradients(model, images, targets, steps: int = 64, baseline: float = 0.0,
+                         batch: int | None = None) -> np.ndarray:
     """(x - b) * mean of the gradients at b + alpha (x - b), alpha = (k + 1/2) / steps, k < steps:
     (N, H, W, C). Exact for a linear logit; otherwise its sum approaches logit(x) - logit(b)."""
     images = np.asarray(images, np.float32)
-    alphas = ((np.arange(steps, dtype=np.float32) + 0.5) / steps).reshape((-1,) + (1,) * images.ndim)
-    per_call = max(1, _batch(model) // steps)
-    out = []
-    for i in range(0, len(images), per_call):
-        chunk = images[i:i + per_call]
-        path = baseline + alphas * (chunk[None] - baseline)            # (steps, n, H, W, C)
-        path = path.transpose((1, 0) + tuple(range(2, path.ndim)))      # (n, steps, H, W, C)
-        grads = gradients(model, path.reshape((-1,) + chunk.shape[1:]), _repeat_targets(targets[i:i + per_call], steps))[1]
-        out.append((chunk - baseline) * grads.reshape(path.shape).mean(axis=1))
-    return np.concatenate(out)
+    alphas = ((np.arange(steps, dtype=np.float32) + 0.5) / steps).reshape((1, -1) + (1,) * (images.ndim - 1))
+    return (images - baseline) * _mean_gradient(model, images, targets, steps, batch,  # path: (n, steps, H, W, C)
+                                                lambda chunk: baseline + alphas * (chunk[:, None] - baseline))
 
 
 def completeness(model, images, targets, attributions, baseline: float = 0.0) -> dict:
@@ -204,7 +205,7 @@ def _gradcam_fn(model, layer: str):
     return per_model[layer]
 
 
-def gradcam(model, images, targets, layer: str, upsample: bool = True) -> np.ndarray:
+def gradcam(model, images, targets, layer: str, upsample: bool = True, batch: int | None = None) -> np.ndarray:
     """Grad-CAM of `layer` (a layer of `model` with (h, w, c) output): (N, H, W) bilinearly upsampled
     to the image (half-pixel centres), or (N, h, w) at the layer's own size with upsample=False; >= 0."""
     import tensorflow as tf
@@ -212,7 +213,7 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True) -> np.nda
     images = np.asarray(images, np.float32)
     fn = _gradcam_fn(model, layer)
     targets = np.asarray(targets, np.int32)
-    batch = _batch(model)
+    batch = _batch(model, batch)
     cams = np.concatenate([fn(images[i:i + batch], targets[i:i + batch]).numpy() for i in range(0, len(images), batch)])
     if not upsample or cams.shape[1:] == images.shape[1:3]:
         return cams
@@ -223,7 +224,7 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True) -> np.nda
 ATTRIBUTION_SIDE = 32
 
 
-def occlusion(model, images, targets, patch: int, stride: int | None = None) -> np.ndarray:
+def occlusion(model, images, targets, patch: int, stride: int | None = None, batch: int | None = None) -> np.ndarray:
     """Per pixel, the mean drop of the target's logit (clean minus occluded) over the positions of a
     black `patch` square that cover it: (N, H, W). Positive: covering it hurts. `stride` None: 1, or
     more on large images (explain.occlusion.map_stride_for, ATTRIBUTION_SIDE), so that the copies stay few."""
@@ -234,7 +235,7 @@ def occlusion(model, images, targets, patch: int, stride: int | None = None) -> 
         step = stride or map_stride_for(image.shape, patch, side=ATTRIBUTION_SIDE)
         rows, cols = patch_positions(image.shape[0], image.shape[1], patch, step)
         clean = float(predict_logits(model, image[None])[0, target])
-        drops = clean - predict_occluded(model, image, rows, cols, patch, 0.0)[:, target].astype(np.float64)
+        drops = clean - predict_occluded(model, image, rows, cols, patch, 0.0, None, batch)[:, target].astype(np.float64)
         total, count = np.zeros(image.shape[:2]), np.zeros(image.shape[:2])
         for r, c, drop in zip(rows, cols, drops):  # the patch at (r, c) covers [r, r + patch) x [c, c + patch)
             total[r:r + patch, c:c + patch] += drop

@@ -168,11 +168,10 @@ def fill_patches(image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch: i
 
 
 def predict_occluded(model, image: np.ndarray, rows: np.ndarray, cols: np.ndarray, patch: int, fill: float,
-                     progress=None) -> np.ndarray:
-    """(P, K) logits of the copies of `image` occluded at (rows, cols), built and predicted a batch at a
-    time. progress(done, total) after each batch."""
-
-    batch = batch_size(model)
+                     progress=None, batch: int | None = None) -> np.ndarray:
+    """(P, K) logits of the copies of `image` occluded at (rows, cols), built and predicted `batch` at a
+    time (None: as many as fit model.batching's budget). progress(done, total) after each batch."""
+    batch = batch or batch_size(model)
     out = []
     for i in range(0, len(rows), batch):
         out.append(predict_logits(model, fill_patches(image, rows[i:i + batch], cols[i:i + batch], patch, fill),
