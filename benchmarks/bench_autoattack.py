@@ -25,17 +25,9 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def machine() -> dict:
-    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-        info["avx512_bf16"] = "avx512_bf16" in cpuinfo
-    except (OSError, StopIteration):
-        pass
-    return info
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hosts import machine  # noqa: E402  (the CPU, its flags and kernels; no TensorFlow)
+from kerascnn.cpu import choose_kernels  # noqa: E402
 
 
 def torch_port(keras_model):
@@ -65,6 +57,7 @@ def torch_port(keras_model):
 
 
 def main() -> None:
+    choose_kernels()  # as the CLI does, before TensorFlow starts
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="cnn", help="a shipped model name or a .keras path (no batch norm)")
     parser.add_argument("--eps", type=float, default=0.1)

@@ -29,6 +29,7 @@ import sys
 import time
 
 from bench_train import IDX, ROOT, machine
+from kerascnn.cpu import choose_kernels
 
 CHUNK = 64  # steps per call into TensorFlow, as `kerascnn train` does
 
@@ -296,6 +297,7 @@ def main() -> None:
     parser.add_argument("--pool-first", action="store_true",
                         help="the plain network's ReLU after its pool (the training model's) or before it")
     args = parser.parse_args()
+    choose_kernels()  # as the CLI does, before TensorFlow starts (in this process)
     print(json.dumps({"machine": machine()}), flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))

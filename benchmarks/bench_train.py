@@ -5,6 +5,7 @@
     python benchmarks/bench_train.py --batchnorm --batch-sizes 16   # an epoch with batch norm over one without
     python benchmarks/bench_train.py --inference          # evaluation and one occlusion map
     python benchmarks/bench_train.py --trees /tmp/before . --set batchnorm=true   # a change, before/after
+    python benchmarks/bench_train.py --kernels eigen,onednn,onednn_avx2   # TensorFlow's CPU kernels (hosts.py)
     (attack steps per second: benchmarks/bench_attacks.py)
 
 Prints one JSON line per run and one summary line per comparison. Every run is a fresh process
@@ -28,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from hosts import KERNELS, ROOT, environment, host, machine, parse_kernels, torch_variant  # noqa: F401 (bench_step's machine)
+
 BENCH = ROOT.parent / "shared" / "bench"
 IDX = ROOT.parent / "shared" / "datasets" / "mnist-idx"
 
@@ -50,7 +52,8 @@ seconds = m["epoch_seconds"][0]
 print(json.dumps({"impl": "kerascnn", "batch_size": m["batch_size"], "epoch_seconds": seconds,
                   "images_per_second": round(m["train_images"] / seconds, 1),
                   "test_accuracy": round(m["test_accuracy"], 4), "precision": m["precision"],
-                  "whole_call_seconds": round(call, 2), "train_images": m["train_images"]}), flush=True)
+                  "whole_call_seconds": round(call, 2), "train_images": m["train_images"],
+                  "kernels": m.get("cpu", {}).get("kernels")}), flush=True)
 """
 
 
@@ -58,16 +61,14 @@ def run_once(kind: str, batch_size: int, overrides: dict | None = None, env: dic
              tree: Path | None = None) -> dict:
     """One fresh process training one epoch; returns its JSON line as a dict. tree: a checkout of
     the project whose kerascnn runs instead of this one (kind "kerascnn" only)."""
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3"} | (env or {})
-    if tree is not None:
-        environment["PYTHONPATH"] = str(tree)
+    variables = environment({"TF_CPP_MIN_LOG_LEVEL": "3"}, env, {"PYTHONPATH": str(tree)} if tree else None)
     if kind == "kerascnn":
         args = [sys.executable, "-c", RUN_KERASCNN,
                 json.dumps({"epochs": 1, "batch_size": batch_size, "data_dir": str(IDX)} | (overrides or {}))]
     else:
         script = {"torch": "torch_reference.py", "keras": "keras_reference.py"}[kind]
         args = [sys.executable, str(BENCH / script), "--batch-size", str(batch_size), "--epochs", "1"]
-    done = subprocess.run(args, cwd=BENCH if kind != "kerascnn" else (tree or ROOT), env=environment,
+    done = subprocess.run(args, cwd=BENCH if kind != "kerascnn" else (tree or ROOT), env=variables,
                           capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -203,6 +204,32 @@ def trees(args) -> None:
                               "test_accuracy": median(runs, "test_accuracy")}), flush=True)
 
 
+def kernels(args) -> None:
+    """One epoch under each of TensorFlow's kernel settings (hosts.KERNELS), alternated, with PyTorch on the
+    same class of host (AVX2-limited beside the *_avx2 settings). fp32 unless --set precision=...: the
+    recipe of a host without bf16, as AVX2 hosts are. Ratios: per round (side by side), then the median."""
+    overrides, torch_of = {"precision": "fp32"} | settings(args), {n: torch_variant(n) for n in KERNELS}
+    for batch_size in args.batch_sizes:
+        variants = {name: ("kerascnn", overrides, KERNELS[name][0]) for name in args.kernels}
+        variants |= {} if args.skip_torch else {torch_of[n]: ("torch", None, KERNELS[n][1]) for n in args.kernels}
+        results = alternate(variants, batch_size, args.rounds)
+        first = results[args.kernels[0]]
+        for name in args.kernels:
+            runs = results[name]
+            summary = {"summary": "kernels", "kernels": name, "batch_size": batch_size, "overrides": overrides,
+                       "env": {k: v for k, v in KERNELS[name][0].items() if v is not None}, "host": host(),
+                       "kernels_recorded": runs[0].get("kernels"), "epoch_seconds": median(runs, "epoch_seconds"),
+                       "images_per_second": median(runs, "images_per_second"), "test_accuracy": median(runs, "test_accuracy"),
+                       f"epoch_ratio_to_{args.kernels[0]}": round(statistics.median(
+                           b["epoch_seconds"] / a["epoch_seconds"] for a, b in zip(first, runs)), 3)}
+            if not args.skip_torch:  # time per image, ours over PyTorch's
+                theirs = results[torch_of[name]]
+                summary |= {"torch": torch_of[name], "torch_images_per_second": median(theirs, "images_per_second"),
+                            "ratio_vs_torch": round(statistics.median(
+                                t["images_per_second"] / o["images_per_second"] for o, t in zip(runs, theirs)), 3)}
+            print(json.dumps(summary), flush=True)
+
+
 def inference(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, str(ROOT))
@@ -248,12 +275,16 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a TrainConfig field for every kerascnn run (JSON, or a plain word), "
                              "e.g. --set batchnorm=true --set precision=fp32")
+    parser.add_argument("--kernels", type=parse_kernels, metavar="A,B,...",
+                        help=f"one epoch under each TensorFlow kernel setting, PyTorch beside each: {', '.join(KERNELS)}")
     parser.add_argument("--skip-torch", action="store_true", help="no PyTorch installed: compare with Keras only")
     parser.add_argument("--skip-keras", action="store_true", help="compare with PyTorch only")
     args = parser.parse_args()
     print(json.dumps({"machine": machine()}), flush=True)
     if args.trees:
         trees(args)
+    elif args.kernels:
+        kernels(args)
     elif args.inference:
         inference(args)
     elif args.levers:
@@ -262,25 +293,6 @@ def main() -> None:
         batchnorm(args)
     else:
         compare(args)
-
-
-def host() -> str:
-    """The host in a few words, for every summary line: its CPU model and whether it has bf16."""
-    info = machine()
-    return f"{info.get('cpu', '?')}, {info['cpus']} cpus, {'avx512_bf16' if info.get('avx512_bf16') else 'no bf16'}"
-
-
-def machine() -> dict:
-    info = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name"))
-        info["avx512_bf16"] = "avx512_bf16" in cpuinfo
-        flags = next(line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags"))
-        info["flags"] = sorted({f for f in flags if f.startswith(("avx", "amx", "fma"))})  # what oneDNN picks by
-    except (OSError, StopIteration):
-        pass
-    return info
 
 
 if __name__ == "__main__":

@@ -184,7 +184,7 @@ def _decide(env: MutableMapping[str, str], cpuinfo: str | None, arch: str, syste
     env[VARIABLE] = "1"
     env[MARKER] = "1"
     shown = ", ".join(f for f in flags if f in ("avx", "avx2", "avx512f")) or "no AVX"
-    message = (f"kerascnn: TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels): on this CPU ({model or arch}: {shown}; no "
-               f"AVX512_VNNI, AVX512_BF16 or AMX) TensorFlow would run its slower Eigen kernels; "
-               f"set TF_ENABLE_ONEDNN_OPTS=0 to keep them")
+    why = "no AVX512_VNNI, AVX512_BF16 or AMX" if system.startswith("linux") else f"on {system}"
+    message = (f"kerascnn: TF_ENABLE_ONEDNN_OPTS=1 (oneDNN kernels): on this CPU ({model or arch}: {shown}; {why}) "
+               f"TensorFlow would run its slower Eigen kernels; set TF_ENABLE_ONEDNN_OPTS=0 to keep them")
     return KernelChoice(**common, kernels=ONEDNN, set_by="kerascnn", set_variable=True, message=message)
