@@ -209,23 +209,26 @@ def train(recipe, batchnorm, epochs, batch_size, lr, lr_schedule, warmup, label_
     out, task, c = config.resolved_out_dir(), config.task, config
     runs.check_training_folder(out, force=force)
     data = task.splits(config.val_size, seed, subset)
-    click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
-               f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
-               f"Adam lr {c.lr:g} ({c.lr_schedule}), "
-               f"{training.resolve_precision(c.precision)}, seed {seed}, {replicas} device(s) -> {out}/")
-    for line in task.arrays().notices:
-        click.echo(f"note: {line}")
-    if adversarial is not None:
-        click.echo(f"adversarial training: every batch replaced by {adversarial.describe()}")
-    click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
-               f"{len(data.x_test):,} test images")
+
+    def starting():  # said once the folder is held: an unwritable --out is one line, nothing else
+        click.echo(f"Training {'cnn_bn (batch norm)' if batchnorm else 'cnn'} on {task.name} {task.input_shape}, "
+                   f"{task.num_classes} classes, recipe {recipe}: {c.epochs} epoch(s), batch {c.batch_size}, "
+                   f"Adam lr {c.lr:g} ({c.lr_schedule}), "
+                   f"{training.resolve_precision(c.precision)}, seed {seed}, {replicas} device(s) -> {out}/")
+        for line in task.arrays().notices:
+            click.echo(f"note: {line}")
+        if adversarial is not None:
+            click.echo(f"adversarial training: every batch replaced by {adversarial.describe()}")
+        click.echo(f"data: {data.source}: {len(data.x_train):,} training, {len(data.x_val):,} validation, "
+                   f"{len(data.x_test):,} test images")
+
     # On a terminal a bar per epoch (Keras' own overshoots its total with 64 steps per call and
     # shows the step recorder's meaningless val_batch_loss); elsewhere one line per epoch.
     from kerascnn.training.callbacks import epoch_lines
 
     progress = terminal_progress(c.epochs) if sys.stdout.isatty() else epoch_lines(click.echo, c.epochs)
     result = run_config(config, task, in_memory=False, force=force, notify=click.echo, callbacks=(progress,),
-                        splits=data)
+                        splits=data, starting=starting)
     click.echo(result.table())
     click.echo(f"wrote {out}/: model.keras history.csv steps.csv metrics.json " + " ".join(TRAIN_FIGURES))
     args = " ".join(x for x in (task_args(dataset, data_dir), f"--model {Path(out)}") if x)

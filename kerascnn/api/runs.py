@@ -125,10 +125,11 @@ def train(data=None, *, out=None, recipe: str = "assignment", force: bool = Fals
 
 
 def run_config(config: TrainConfig, task, *, in_memory: bool, force: bool = False, notify=None, callbacks=(),
-               splits=None) -> TrainRun:
+               splits=None, starting=None) -> TrainRun:
     """Trains `config` on `task`: in a temporary folder (`in_memory`: the model is kept, the folder
     goes), or in its run folder under the folder's lock (resumable; the run's figures drawn beside it,
-    the folder marked as a training folder). A foreign folder is refused before any work."""
+    the folder marked as a training folder). A foreign or unwritable folder is refused before any work;
+    `starting()` is called once the folder is held, just before training."""
     from kerascnn.outputs import locks, store
     from kerascnn.training import fit as training
     from kerascnn.training import runs
@@ -144,6 +145,8 @@ def run_config(config: TrainConfig, task, *, in_memory: bool, force: bool = Fals
     runs.check_training_folder(folder, force=force)
     splits = splits if splits is not None else task.splits(config.val_size, config.seed, config.subset)
     with locks.FolderLock(folder):
+        if starting is not None:
+            starting()
         result = training.train(config, splits, verbose=0, notify=say, callbacks=tuple(callbacks), task=task)
         run = TrainRun(result, task)
         for name, fig in run.figures().items():
