@@ -11,6 +11,7 @@ setup(
     packages=[*find_packages(include=["kerascnn", "kerascnn.*", "cli", "cli.*"]), "kerascnn.saved_models"],
     package_dir={"kerascnn.saved_models": "saved_models"},
     # all of each run folder: the model and what `kerascnn train` wrote beside it (metrics, figures)
-    package_data={"kerascnn.saved_models": ["*/*"]},
+    # kerascnn serve's page: plain HTML, JavaScript and CSS, nothing fetched from elsewhere
+    package_data={"kerascnn.saved_models": ["*/*"], "kerascnn.serve": ["static/*"]},
     include_package_data=False,  # package_data above is the whole list (the run folders are not packages)
 )

@@ -16,6 +16,7 @@ from cli import (
     occlusion,
     report,
     robustness,
+    serve,
     summary,
     train,
 )
@@ -72,7 +73,7 @@ def cli():
 def _register():
 
     for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, certify,
-                   corruptions, compare, report):
+                   corruptions, compare, report, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

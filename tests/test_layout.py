@@ -12,7 +12,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Floors, top first: a module may import its own floor's modules and any floor below.
-FLOORS = [("cli",), ("kerascnn.reporting",), ("kerascnn.api",), ("kerascnn.experiments",), ("kerascnn.plots",),
+FLOORS = [("cli",), ("kerascnn.serve",), ("kerascnn.reporting",), ("kerascnn.api",), ("kerascnn.experiments",),
+          ("kerascnn.plots",),
           ("kerascnn.attributions", "kerascnn.attacks", "kerascnn.smoothing", "kerascnn.corrupt", "kerascnn.training",
            "kerascnn.study", "kerascnn.exporting"),
           ("kerascnn.model",), ("kerascnn.data",), ("kerascnn.outputs",), ("kerascnn.errors", "kerascnn")]
