@@ -31,12 +31,6 @@ def serve(model_paths, dataset, data_dir, domain, port, host):
     """
     import socket
 
-    subjects = [build_subject(path, dataset, data_dir, domain=domain) for path in (model_paths or (None,))]
-    click.echo(f"serving {', '.join(s.name for s in subjects)} on {subjects[0].task.name}: compiling and "
-               f"warming each model's functions...", err=True)
-    from kerascnn.serve import build, create_app
-
-    app = create_app(build(subjects))
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,6 +39,12 @@ def serve(model_paths, dataset, data_dir, domain, port, host):
     except OSError as e:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e} (try another --port)") from None
+    subjects = [build_subject(path, dataset, data_dir, domain=domain) for path in (model_paths or (None,))]
+    click.echo(f"serving {', '.join(s.name for s in subjects)} on {subjects[0].task.name}: compiling and "
+               f"warming each model's functions...", err=True)
+    from kerascnn.serve import build, create_app
+
+    app = create_app(build(subjects))
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host not in LOOPBACK:
