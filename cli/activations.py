@@ -5,7 +5,6 @@ import click
 
 from cli.common import guarded, image_options, subject_options
 from cli.output import emit, json_option, out_options
-from kerascnn.experiments import activations as experiment
 
 
 @click.command()
@@ -32,9 +31,11 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     """
 
     names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
+    import kerascnn as kc
+
     subject = subject(command="activations")
-    result = experiment.run(subject, experiment.Options(pick, names))
-    emit(experiment, result, out_dir, "activations", force=force, as_json=as_json, subjects=[subject])
+    result = kc.activations(subject, index=pick.index, class_name=pick.class_name, image=pick.image, layers=names)
+    emit(None, result, out_dir, "activations", force=force, as_json=as_json)
 
 
 COMMANDS = [activations]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from cli.common import check_class_spec, default_of, finite, guarded, image_options, subject_options
-from cli.output import emit, json_option, out_options, progress_bar
+from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn.attacks.loop import parse_classes
 from kerascnn.data.tasks import Pick
 from kerascnn.errors import BadValue
@@ -72,10 +72,14 @@ def confidence_option(options_class):
 
 
 def _run(experiment, subject, options, label: str, out_dir, force, as_json, name: str, show_done: bool = True):
+    """Calls kc.attack.<name> with the options the command built, then writes and prints its Result."""
+    import dataclasses
 
-    with progress_bar(label, getattr(options, "steps", None) or options.epochs, show_done) as progress:
-        result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, f"attack {name}", force=force, as_json=as_json, subjects=[subject])
+    import kerascnn as kc
+
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    result = getattr(kc.attack, name)(subject, progress=on_terminal(), **fields)
+    emit(None, result, out_dir, f"attack {name}", force=force, as_json=as_json)
 
 
 @attack.command()

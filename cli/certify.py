@@ -6,7 +6,7 @@ import functools
 import click
 
 from cli.common import build_subject, default_of, finite, guarded, subject_options
-from cli.output import emit, json_option, out_options, progress_bar
+from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn import SAVED_MODELS
 from kerascnn.experiments.certify import Options
 
@@ -59,17 +59,15 @@ def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, out_dir,
       kerascnn certify --count 100 --n 1000
       kerascnn certify --model saved_models/cnn --sigma 0.12 --predict
     """
-    from kerascnn.experiments import certify as experiment
-
     model, dataset, data_dir = subject.args
     if model is None and dataset == "mnist" and data_dir is None and (SMOOTH / "model.keras").is_file():
         subject = functools.partial(build_subject, str(SMOOTH), dataset, data_dir, **subject.keywords)
+    import kerascnn as kc
+
     subject = subject(command="certify")
-    subject.task.check_count(count)
-    options = Options(sigma=sigma, n0=n0, n=n, alpha=alpha, count=count, predict=predict, attack=attack, seed=seed)
-    with progress_bar("certify", count, show_done=False) as progress:
-        result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, "certify", force=force, as_json=as_json, subjects=[subject])
+    result = kc.certify(subject, sigma=sigma, n0=n0, n=n, alpha=alpha, count=count, predict=predict, attack=attack,
+                        seed=seed, progress=on_terminal())
+    emit(None, result, out_dir, "certify", force=force, as_json=as_json)
 
 
 COMMANDS = [certify]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, subject_options
-from cli.output import emit, json_option, out_options, progress_bar
+from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn.corrupt import SEVERITIES, SUITES
 from kerascnn.experiments.corruptions import SOURCES, Options
 
@@ -91,15 +91,12 @@ def corruptions(subject, suite, corruptions, severities, count, baseline, others
       kerascnn corruptions --corruption fog,rotate --severity 3,5 --count 200
       kerascnn corruptions --dataset cifar10 --model my.keras --suite common --source tfds
     """
-    from kerascnn.experiments import corruptions as experiment
+    import kerascnn as kc
 
     subject = subject(command="corruptions")
-    options = Options(suite=suite, corruptions=corruptions, severities=severities, count=count, source=source,
-                      baseline=baseline, others=tuple(others), seed=seed)
-    with progress_bar("corruptions", experiment.progress_steps(options, subject.task), show_done=False) as progress:
-        result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, "corruptions", force=force, as_json=as_json,
-         subjects=[subject], protect=[p for p in (baseline, *others) if p and p != "none"])
+    result = kc.corruptions(subject, suite=suite, corruptions=corruptions, severities=severities, count=count,
+                            source=source, baseline=baseline, others=tuple(others), seed=seed, progress=on_terminal())
+    emit(None, result, out_dir, "corruptions", force=force, as_json=as_json)
 
 
 COMMANDS = [corruptions]

@@ -5,7 +5,6 @@ import click
 
 from cli.common import guarded, subject_options
 from cli.output import emit, json_option, out_options
-from kerascnn.experiments import evaluation as experiment
 
 
 @click.command()
@@ -20,11 +19,12 @@ def evaluate(subject, out_dir, force, as_json):
     is read through its logits. Writes OUT/confusion.png, predictions.png and result.json.
     """
 
+    import kerascnn as kc
+
     subject = subject(command="evaluate")
-    result = experiment.run(subject, experiment.Options())
+    result = kc.evaluate(subject)
     click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
-    emit(experiment, result, out_dir, "evaluate", force=force, as_json=as_json, subjects=[subject],
-         extra_json={"model": str(subject.path), "dataset": subject.task.name})
+    emit(None, result, out_dir, "evaluate", force=force, as_json=as_json)
 
 
 COMMANDS = [evaluate]

@@ -5,11 +5,8 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, image_options, subject_options
-from cli.output import emit, json_option, out_options, progress_bar
+from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn.errors import BadValue
-from kerascnn.experiments import explain as single
-from kerascnn.experiments import explain_attack
-from kerascnn.experiments import faithfulness as faith
 from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
 from kerascnn.attributions.gradients import METHODS, Settings, parse_methods
 
@@ -76,7 +73,6 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
     """
     from click.core import ParameterSource
 
-
     ctx = click.get_current_context()
     if faithfulness and (pick is not None or target is not None or attack is not None):
         raise click.UsageError("--faithfulness scores test images by their predicted class: it takes no image, "
@@ -85,31 +81,17 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, count
         raise click.UsageError("--count and --randomise go with --faithfulness")
     if layer is not None and "gradcam" not in methods:
         raise click.UsageError("--layer is Grad-CAM's layer: add gradcam to --method")
-    settings = Settings(methods=methods, layer=layer, ig_steps=ig_steps)
     mode = "faithfulness" if faithfulness else ("attack" if attack else None)
     if mode and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         out_dir = f"{out_dir}-{mode}"
-    subject = subject(command="explain", out_dir=out_dir)
-    if faithfulness:
-        options = faith.Options(settings=settings, **{k: v for k, v in (("count", count), ("randomise", randomise))
-                                                      if v is not None})
-        with progress_bar("faithfulness (%)", 100, show_done=False) as progress:
-            result = faith.run(subject, options, progress=lambda done, _, total: progress(100 * done // total, 0, 0))
-        experiment = faith
-    else:
-        if pick is None:
-            from kerascnn.data.tasks import Pick
-            from kerascnn.experiments.common import default_class
+    import kerascnn as kc
 
-            pick = Pick(class_name=subject.task.label(default_class(subject.task, 7)))
-        if attack:
-            experiment = explain_attack
-            result = experiment.run(subject, experiment.Options(pick=pick, attack=attack, target=target,
-                                                                settings=settings))
-        else:
-            experiment = single
-            result = experiment.run(subject, experiment.Options(pick=pick, target=target, settings=settings))
-    emit(experiment, result, out_dir, "explain", force=force, as_json=as_json, subjects=[subject])
+    subject = subject(command="explain", out_dir=out_dir)
+    picked = {} if pick is None else {"index": pick.index, "class_name": pick.class_name, "image": pick.image}
+    result = kc.explain(subject, **picked, method=methods, target=target, layer=layer, ig_steps=ig_steps,
+                        faithfulness=faithfulness, count=count, randomise=randomise, attack=attack,
+                        progress=on_terminal())
+    emit(None, result, out_dir, "explain", force=force, as_json=as_json)
 
 
 COMMANDS = [explain]

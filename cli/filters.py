@@ -5,8 +5,6 @@ import click
 
 from cli.common import default_of, guarded, subject_options
 from cli.output import emit, json_option, out_options
-from kerascnn.experiments import filters as kernels
-from kerascnn.experiments import maximize as maximizing
 from kerascnn.experiments.maximize import Options as MaximizeOptions
 
 
@@ -60,14 +58,11 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     chosen = None if filter_ == "all" else int(filter_)
     if maximize and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         out_dir = f"{out_dir}-maximize"
+    import kerascnn as kc
+
     subject = subject(command="filters")
-    if maximize:
-        experiment = maximizing
-        result = experiment.run(subject, MaximizeOptions(layer, chosen, steps=steps))
-    else:
-        experiment = kernels
-        result = experiment.run(subject, experiment.Options(layer, chosen))
-    emit(experiment, result, out_dir, "filters", force=force, as_json=as_json, subjects=[subject])
+    result = kc.filters(subject, layer=layer, filter=chosen, maximize=maximize, steps=steps if maximize else None)
+    emit(None, result, out_dir, "filters", force=force, as_json=as_json)
 
 
 COMMANDS = [filters]

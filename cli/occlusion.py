@@ -4,8 +4,7 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, finite, guarded, image_options, subject_options
-from cli.output import emit, json_option, out_options, progress_bar, scaled_progress
-from kerascnn.experiments import occlusion as experiment
+from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn.experiments.occlusion import Options
 
 
@@ -47,12 +46,12 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
 
     if label is not None and pick.image is None:
         raise click.UsageError("--label is only for --image: a test image has its own label")
+    import kerascnn as kc
+
     subject = subject(command="occlude")
-    follow = None if label is None else subject.task.class_index(label, "label")
-    options = Options(pick=pick, label=follow, patch=patch, stride=stride, fill=fill, map=draw_map)
-    with progress_bar("occlusion map", 100) as bar:  # the map's positions, in percent
-        result = experiment.run(subject, options, progress=scaled_progress(bar) if draw_map else None)
-    emit(experiment, result, out_dir, "occlude", force=force, as_json=as_json, subjects=[subject])
+    result = kc.occlude(subject, index=pick.index, class_name=pick.class_name, image=pick.image, label=label,
+                        patch=patch, stride=stride, fill=fill, map=draw_map, progress=on_terminal())
+    emit(None, result, out_dir, "occlude", force=force, as_json=as_json)
 
 
 COMMANDS = [occlude]

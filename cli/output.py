@@ -73,6 +73,11 @@ def progress_bar(label: str, steps: int, show_done: bool = True):
         yield progress
 
 
+def on_terminal() -> bool:
+    """Whether the Python API's progress bars are drawn (on stderr): on a terminal only, as ours are."""
+    return _is_terminal(sys.stderr)
+
+
 def _is_terminal(stream) -> bool:
     try:
         return stream.isatty()

@@ -9,7 +9,7 @@ import click
 
 from cli.common import RUNS, build_subject, default_of, finite, guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
-from cli.output import emit, json_option, out_options, progress_bar
+from cli.output import emit, json_option, on_terminal, out_options
 from cli.study_options import engine_options, study_folder
 from kerascnn import SAVED_MODELS
 from kerascnn.attacks.ensemble import VERSIONS
@@ -127,8 +127,6 @@ def robustness(dataset, data_dir, models, domain, attacks, version, norm, eps, s
       kerascnn robustness --attack fgsm,pgd,apgd-ce,apgd-t --restarts 3
       kerascnn robustness --model saved_models/cnn --model saved_models/cnn_pgd --attack fgsm,pgd --jobs 2
     """
-    from kerascnn.experiments import robustness as experiment
-
     options = Options(attacks=attacks, version=version, norm=norm, eps=eps, steps=steps, step_fraction=step_fraction,
                       restarts=restarts, queries=queries, count=count, sanity=sanity, seed=seed)
     if len(models) > 1 or jobs > 1 or address is not None:
@@ -136,10 +134,13 @@ def robustness(dataset, data_dir, models, domain, attacks, version, norm, eps, s
     out_dir = out_dir or os.path.join(RUNS, "robustness")
     subject = build_subject(models[0] if models else None, dataset, data_dir, out_dir=out_dir, force=force,
                             command="robustness", domain=domain)
-    subject.task.check_count(count)  # more than the test split: refused, as --index is
-    with progress_bar(f"robustness ({norm})", 100, show_done=False) as progress:
-        result = experiment.run(subject, options, progress=progress)
-    emit(experiment, result, out_dir, "robustness", force=force, as_json=as_json, subjects=[subject])
+    import dataclasses
+
+    import kerascnn as kc
+
+    fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+    result = kc.robustness(subject, progress=on_terminal(), **fields)  # a --count past the test split: refused
+    emit(None, result, out_dir, "robustness", force=force, as_json=as_json)
 
 
 def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, address, engine, as_json) -> None:
@@ -218,8 +219,6 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, do
     \b
     Example:  kerascnn transfer --source-model saved_models/cnn --eval-model saved_models/cnn_bn
     """
-    from kerascnn.experiments import transfer as experiment
-
     sources = list(sources) or _shipped_models(dataset, data_dir)
     if not sources:
         raise UserError("give the models: --source-model (and --eval-model) for a dataset other than MNIST")
@@ -227,10 +226,11 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, do
     check_output_folder(out_dir, "transfer", force=force, protect=[*sources, *evals])  # refusals before any work
     source_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in sources]
     eval_subjects = [build_subject(p, dataset, data_dir, domain=domain) for p in evals] if evals else source_subjects
-    options = TransferOptions(norm=norm, eps=eps, steps=steps, count=count, fit=fit)
-    result = experiment.run(source_subjects, eval_subjects, options, progress=lambda line: click.echo(line, err=True))
-    emit(experiment, result, out_dir, "transfer", force=force, as_json=as_json,
-         subjects=list(dict.fromkeys(source_subjects + eval_subjects)))
+    import kerascnn as kc
+
+    result = kc.transfer(source_subjects, eval_subjects if evals else None, norm=norm, eps=eps, steps=steps,
+                         count=count, fit=fit, notify=lambda line: click.echo(line, err=True))
+    emit(None, result, out_dir, "transfer", force=force, as_json=as_json)
 
 
 COMMANDS = [robustness, transfer]

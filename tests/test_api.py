@@ -66,9 +66,12 @@ def pets(tmp_path_factory):
 CASES = [  # (command words, CLI options, API keywords)
     ("evaluate", [], {}),
     ("filters", [], {}),
+    ("filters", ["--maximize", "--steps", "3"], {"maximize": True, "steps": 3}),
     ("activations", ["--index", "3"], {"index": 3}),
     ("occlude", ["--index", "3", "--patch", "8", "--stride", "8"], {"index": 3, "patch": 8, "stride": 8}),
     ("explain", ["--index", "3", "--method", "saliency,gradcam"], {"index": 3, "method": "saliency,gradcam"}),
+    ("explain", ["--faithfulness", "--count", "4", "--randomise", "1", "--method", "saliency"],
+     {"faithfulness": True, "count": 4, "randomise": 1, "method": "saliency"}),
     ("attack nontargeted", ["--steps", "4"], {"steps": 4}),
     ("attack targeted", ["--steps", "4", "--target", "dog"], {"steps": 4, "guide": "dog"}),
     ("attack noise", ["--steps", "4", "--universal", "5", "--target", "fox"], {"steps": 4, "universal": 5,
@@ -109,18 +112,46 @@ def assert_same(a, b, where="result"):
         assert a == b, (where, a, b)
 
 
-@pytest.mark.parametrize("words,flags,keywords", CASES, ids=[c[0].replace(" ", "-") for c in CASES])
+@pytest.mark.parametrize("words,flags,keywords", CASES, ids=[f"{c[0].replace(' ', '-')}{'-' + c[1][0].strip('-') if c[1] and c[1][0] in ('--maximize', '--faithfulness') else ''}" for c in CASES])
 def test_the_function_gives_the_commands_numbers_and_files(pets, tmp_path, words, flags, keywords):
     folder, model_path, _, _ = pets
     out = tmp_path / "cli"
     ran = cli(*words.split(), "--model", model_path, "--data-dir", folder, *flags, "--out", out, "--json")
     assert ran.exit_code == 0, ran.output
     expected = json.loads(ran.stdout)
-    result = _call(words)(model_path, str(folder), progress=False, **keywords) if words not in (
-        "evaluate", "filters", "activations", "explain") else _call(words)(model_path, str(folder), **keywords)
+    if words not in ("evaluate", "filters", "activations"):
+        keywords = keywords | {"progress": False}
+    result = _call(words)(model_path, str(folder), **keywords)
     assert_same(result.to_dict(), expected)
     saved = result.save(tmp_path / "api")
     assert written(saved) == written(out)
+
+
+def test_transfer_train_and_summary_keep_the_contract(pets, tmp_path):
+    import kerascnn as kc
+
+    folder, model_path, _, _ = pets
+    ran = cli("transfer", "--data-dir", folder, "--source-model", model_path, "--count", 6, "--fit", 6, "--steps", 3,
+              "--out", tmp_path / "t_cli", "--json")
+    assert ran.exit_code == 0, ran.output
+    result = kc.transfer([model_path], data=str(folder), count=6, fit=6, steps=3)
+    assert_same(result.to_dict(), json.loads(ran.stdout))
+    assert written(result.save(tmp_path / "t_api")) == written(tmp_path / "t_cli")
+
+    ran = cli("train", "--data-dir", folder, "--epochs", 1, "--batch-size", 8, "--out", tmp_path / "run_cli")
+    assert ran.exit_code == 0, ran.output
+    run = kc.train(str(folder), epochs=1, batch_size=8, out=tmp_path / "run_api", progress=False)
+    by_cli = json.loads((tmp_path / "run_cli" / "metrics.json").read_text())
+    assert run.metrics["test_accuracy"] == by_cli["test_accuracy"]
+    assert run.metrics["test_loss"] == pytest.approx(by_cli["test_loss"], rel=1e-6)
+    assert sorted(os.listdir(tmp_path / "run_api")) == sorted(os.listdir(tmp_path / "run_cli"))
+    in_memory = kc.train(str(folder), epochs=1, batch_size=8, progress=False)
+    assert in_memory.out_dir is None and in_memory.metrics["test_loss"] == pytest.approx(by_cli["test_loss"], rel=1e-6)
+    assert written(in_memory.save(tmp_path / "run_saved")) >= {"model.keras", "metrics.json", "loss.png"}
+
+    ran = cli("summary", "--data-dir", folder, "--json")
+    assert ran.exit_code == 0, ran.output
+    assert kc.summary(data=str(folder)).to_dict() == json.loads(ran.stdout)
 
 
 # ---------------------------------------------------------------------------- in memory

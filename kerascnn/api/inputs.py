@@ -200,10 +200,16 @@ def subject(model=None, data=None, *, input_range=None, preprocess=None, class_n
     from kerascnn.cpu import choose_kernels
 
     choose_kernels()  # before TensorFlow starts: the CPU's fastest kernels
+    from kerascnn.model.subject import Subject
+
+    if isinstance(model, Subject):  # built already (the CLI builds it, with its notices): it holds data and domain
+        if data is not None or input_range is not None or preprocess is not None or class_names is not None:
+            raise BadValue("model", "a Subject carries its own data and input domain: give them to it, not here")
+        return model
     domain = domain_of(input_range, preprocess)
     if type(data).__module__.startswith("tensorflow") and hasattr(data, "element_spec"):
         data = _from_dataset(data)  # once: a Dataset may not be iterable twice
-    from kerascnn.model.subject import Subject, classifier_shape, load_keras, resolve_model_path
+    from kerascnn.model.subject import classifier_shape, load_keras, resolve_model_path
 
     if model is None:
         model = _default_for(data, class_names, input_range)

@@ -101,12 +101,13 @@ def corruptions(model=None, data=None, *, input_range=None, preprocess=None, cla
 
 @with_options(_transfer.Options)
 def transfer(sources=None, evals=None, data=None, *, input_range=None, preprocess=None, class_names=None,
-             progress: bool = True, **options) -> Result:
+             progress: bool = True, notify=None, **options) -> Result:
     """PGD examples and a universal noise made on each source model, measured on each eval model.
 
     Arguments:
         sources: models (keras.Model objects or paths; None on MNIST: the shipped cnn, cnn_bn, cnn_pgd).
         evals: the models measured (None: the sources).
+        notify: a function given a line as each source model is done (None: silent).
         norm, eps, steps, step_fraction, count, target, fit, seed.
 
     Returns:
@@ -126,7 +127,7 @@ def transfer(sources=None, evals=None, data=None, *, input_range=None, preproces
     source_subjects = [subject(m, data, **domain) for m in sources]
     eval_subjects = [subject(m, data, **domain) for m in evals] if evals else source_subjects
     opts = build_options(_transfer.Options, options, "transfer")
-    raw = _transfer.run(source_subjects, eval_subjects, opts, progress=None)
+    raw = _transfer.run(source_subjects, eval_subjects, opts, progress=notify)
     return Result(_transfer, raw, "transfer", list(dict.fromkeys(source_subjects + eval_subjects)))
 
 
