@@ -282,3 +282,26 @@ def test_evaluate_traces_once_for_one_model(pets):
     fn = predict._LOGITS_FNS[subject(model, (x, y)).logits_model]
     assert len(predict._LOGITS_FNS) == functions
     assert fn.experimental_get_tracing_count() == 1
+
+
+def test_report_and_export_keep_the_contract(pets, tmp_path):
+    """kc.report and kc.export write what the commands write, with the same numbers."""
+    import kerascnn as kc
+
+    folder, model_path, _, model = pets
+    ran = cli("report", "--data-dir", folder, "--model", model_path, "--sections", "evaluation,occlusion",
+              "--out", tmp_path / "r_cli")
+    assert ran.exit_code == 0, ran.output
+    report = kc.report(tmp_path / "r_api", data=str(folder), model=model_path, sections="evaluation,occlusion")
+    assert sorted(os.listdir(tmp_path / "r_api")) == sorted(os.listdir(tmp_path / "r_cli"))
+    by_cli = (tmp_path / "r_cli" / "report.md").read_text().splitlines()
+    by_api = report.markdown.read_text().splitlines()
+    volatile = ("seconds", " s ", "written", "kerascnn ")  # timings and the header's date
+    kept = [line for line in by_api if not any(v in line for v in volatile)]
+    assert len(kept) > 10 and kept == [line for line in by_cli if not any(v in line for v in volatile)]
+
+    ran = cli("export", "--model", model_path, "--data-dir", folder, "--out", tmp_path / "e_cli")
+    assert ran.exit_code == 0, ran.output
+    exported = kc.export(model, tmp_path / "e_api", data=str(folder))
+    assert exported.checks and all(c.argmax_agreement == 1.0 for c in exported.checks)
+    assert sorted(os.listdir(tmp_path / "e_api")) == sorted(os.listdir(tmp_path / "e_cli"))
