@@ -24,7 +24,7 @@ def _setup(server, body: dict):
     eps = number(body, "eps", 0.1, 0, 1 if norm == "linf" else 64)
     target = class_number(body, "target", served.subject.class_names)
     if target is None:  # untargeted: away from the true class, or from the prediction when none is known
-        goal = label if label is not None else int(served.run(pixels[None])[0][0].argmax())
+        goal = label if label is not None else int(served.probabilities(pixels[None])[0].argmax())
     else:
         goal = target
     return served, pixels, label, index, goal, target is not None, norm, eps
@@ -32,7 +32,7 @@ def _setup(server, body: dict):
 
 def adversarial(served, pixels: np.ndarray, adv: np.ndarray, label, index, extra: dict) -> dict:
     """The answer for an adversarial image: its prediction, its pixels, and the perturbation amplified."""
-    probs, _ = served.run(adv[None])
+    probs = served.probabilities(adv[None])
     delta = adv - pixels
     return {"model": served.name, "index": index, "label": label, "probabilities": [float(p) for p in probs[0]],
             "predicted": int(probs[0].argmax()), "input": png(pixels), "adversarial": png(adv),
@@ -63,7 +63,7 @@ def curve(server, body: dict) -> dict:
     batch = np.repeat(pixels[None], CURVE_POINTS, axis=0)
     adv = kc.attacks.fgsm(served.subject.model, batch, np.full(CURVE_POINTS, goal), radii, norm=norm,
                           targeted=targeted, **served.domain_args)
-    probs, _ = served.run(adv)
+    probs = served.probabilities(adv)
     return {"model": served.name, "index": index, "eps": radii.tolist(), "probabilities": probs.tolist(),
             "predicted": probs.argmax(axis=1).tolist(), "goal": goal, "targeted": targeted}
 
@@ -96,7 +96,7 @@ def start_attack(server, body: dict):
         radii = np.linspace(0, number(body, "eps_max", 0.3, 0.001, 64), CURVE_POINTS)
 
         def finish_curve(parts):
-            probs, _ = served.run(np.stack(parts))
+            probs = served.probabilities(np.stack(parts))
             return {"model": served.name, "index": index, "eps": radii.tolist(), "probabilities": probs.tolist(),
                     "predicted": probs.argmax(axis=1).tolist(), "goal": goal, **settings}
 
@@ -115,7 +115,7 @@ def corrupt(server, body: dict) -> dict:
     name = choice(body, "corruption", corruptions.NAMES[suite], corruptions.NAMES[suite][0])
     severity = number(body, "severity", 3, 0, 5, True)
     changed = corruptions.corrupt(pixels[None], name, severity, seed=0, suite_name=suite, first_index=index or 0)[0]
-    probs, _ = served.run(changed[None])
+    probs = served.probabilities(changed[None])
     return {"model": served.name, "index": index, "label": label, "suite": suite, "corruption": name,
             "severity": severity, "corruptions": list(corruptions.NAMES[suite]), "image": png(changed), "input": png(pixels),
             "probabilities": [float(p) for p in probs[0]], "predicted": int(probs[0].argmax())}

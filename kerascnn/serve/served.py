@@ -44,6 +44,10 @@ class Served:
         return self.subject.task.test()[1]
 
     # ------------------------------------------------------------------ numbers
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, H, W, C) -> (N, K) float64: the Subject's own compiled prediction (no maps)."""
+        return self.subject.probabilities(np.asarray(pixels, np.float32))
+
     def run(self, pixels: np.ndarray) -> tuple[np.ndarray, dict]:
         """(N, H, W, C) -> (probabilities (N, K) float64, {layer: (N, h, w, c) float32})."""
         from kerascnn.model.predict import softmax
@@ -68,6 +72,7 @@ def serve_model(name: str, subject, domain_args: dict | None = None, warm: bool 
     served = Served(name, subject, layers, forward, {k: v for k, v in (domain_args or {}).items() if v is not None})
     if warm:
         served.run(np.zeros((1, *subject.input_shape), np.float32))
+        served.probabilities(np.zeros((1, *subject.input_shape), np.float32))
         x, _ = subject.task.test()
         served.test_probs = subject.probabilities(x)
         warm_api(served)

@@ -47,7 +47,7 @@ def domain_args(served) -> dict:
 
 def prediction(served, pixels: np.ndarray, label=None) -> dict:
     """The class probabilities of one image, its predicted class and the pixels the model received."""
-    probs, _ = served.run(pixels[None])
+    probs = served.probabilities(pixels[None])
     return {"model": served.name, "probabilities": [float(p) for p in probs[0]], "predicted": int(probs[0].argmax()),
             "label": label, "input": png(pixels)}
 
@@ -93,7 +93,7 @@ def explain(server, body: dict) -> dict:
     method = choice(body, "method", METHODS, "saliency")
     target = class_number(body, "target", served.subject.class_names)
     if target is None:
-        target = int(served.run(pixels[None])[0][0].argmax())
+        target = int(served.probabilities(pixels[None])[0].argmax())
     options = {}
     if method == "smoothgrad":
         options = {"samples": number(body, "samples", 32, 1, 128, True), "noise": number(body, "noise", 0.15, 0, 1)}

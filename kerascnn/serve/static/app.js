@@ -297,17 +297,23 @@ function curve(c, names, marker) {
   return box;
 }
 const jobs = {};  // model -> job id
-function jobCard(name) {
+const jobKey = () => JSON.stringify([state.source, state.index, state.draw, uploaded && uploaded.length, state.attack, state.eps, state.norm, state.target]);
+async function jobCard(name) {  // the last result of Run for this very input and these settings, else the plain prediction
   const answer = last[name] && last[name].job;
-  if (answer && answer.result) return attackCard(name, answer.result, null);
-  return card(name, el("div", { id: "job-" + name }, el("div", { class: "hint" },
-    `Press Run: ${state.attack === "minimal" ? "the smallest perturbation" : state.attack.toUpperCase()} runs as a job, with progress; Cancel stops it.`)));
+  if (answer && answer.result && answer.key === jobKey()) return attackCard(name, answer.result, null);
+  const info = modelInfo(name);
+  const p = await api("/api/predict", { ...inputBody(), model: name });
+  showReceived(p);
+  return card(name, verdict(p, info.classes), el("div", { id: "job-" + name }, el("div", { class: "hint" },
+    `Press Run: ${state.attack === "minimal" ? "the smallest perturbation" : state.attack.toUpperCase()} runs as a job, with progress; Cancel stops it.`)),
+  el("div", { style: "margin-top:8px" }, barsWithRows(p.probabilities, info.classes, p.label, p.predicted)));
 }
 async function runJobs() {
   for (const name of shown()) {
     const body = { ...inputBody(), model: name, attack: state.attack, eps: Number(state.eps), norm: state.norm };
     if (state.target !== "") body.target = Number(state.target);
-    follow(name, api("/api/attack", body), (job) => { last[name] = { job }; render(name, attackCard(name, job.result, null)); });
+    const key = jobKey();
+    follow(name, api("/api/attack", body), (job) => { last[name] = { job: { ...job, key } }; render(name, attackCard(name, job.result, null)); });
   }
 }
 async function runCertify() {
