@@ -69,7 +69,8 @@ def noise(model=None, data=None, *, input_range=None, preprocess=None, class_nam
 
     Arguments:
         target: the class to reach. Sources: source_class (its first `count` test images), index (from
-        test image I on) or image (an array or a picture file); by default one image of each other class.
+        test image I on) or image (an array or a picture file); by default the first test image of
+        each of the first classes other than the target (the assignment's six on MNIST).
         norm: None (signed steps), "l2" or "linf" (the smallest such noise, by FMN).
         universal: add the first noise to this many random test images.
 
@@ -90,7 +91,8 @@ def minimal(model=None, data=None, *, input_range=None, preprocess=None, class_n
     images' prediction (or reaches `target`), by FMN and, without a target, FAB-T.
 
     Returns:
-        Result with norms.png and examples.png; `.norms` per image (NaN where none was found).
+        Result with norms.png and examples.png; `.to_dict()["median"]` (the median norm),
+        `.attack.distance` per image (inf where none was found).
     """
     return _run(_minimal, "minimal", model, data, dict(input_range=input_range, preprocess=preprocess,
                 class_names=class_names), options, progress, "steps", "minimal")

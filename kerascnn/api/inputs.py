@@ -200,6 +200,7 @@ def subject(model=None, data=None, *, input_range=None, preprocess=None, class_n
     from kerascnn.cpu import choose_kernels
 
     choose_kernels()  # before TensorFlow starts: the CPU's fastest kernels
+    quiet_retracing()
     from kerascnn.model.subject import Subject
 
     if isinstance(model, Subject):  # built already (the CLI builds it, with its notices): it holds data and domain
@@ -223,6 +224,17 @@ def subject(model=None, data=None, *, input_range=None, preprocess=None, class_n
     _, k = classifier_shape(keras_model, str(path) if path else f"model {keras_model.name}")
     task = as_task(data, class_names, k, input_range if preprocess is None else None)
     return Subject(keras_model, task, path, domain=domain)
+
+
+def quiet_retracing() -> None:
+    """TensorFlow's "N out of the last N calls ... triggered tf.function retracing" warning, off as
+    the commands have it: each attack function is traced once per model, and several models (or a
+    notebook's several calls) make TensorFlow count those first traces as retracing. Set
+    KERASCNN_VERBOSE_TF=1 to keep TensorFlow's logging as it is."""
+    if not os.environ.get("KERASCNN_VERBOSE_TF"):
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
 
 
 def _default_for(data, class_names, input_range):

@@ -41,7 +41,7 @@ def evaluate(model=None, data=None, *, batch_size: int | None = None, input_rang
         batch_size: images per forward pass (memory only; None: as many as fit).
 
     Returns:
-        Result: `.accuracy`, `.loss`, `.confusion`; figures confusion.png and predictions.png.
+        Result: `.accuracy`, `.loss`, `.confusion`, `.predictions`; figures confusion.png and predictions.png.
 
     Example:
         >>> kc.evaluate(model, (x_test, y_test)).accuracy
@@ -112,7 +112,8 @@ def occlude(model=None, data=None, *, index=None, class_name=None, digit=None, i
     Arguments:
         index / class_name / digit / image: the image (exactly one).
         patch, stride: the patch's side and step in pixels (None: half the image side, half the patch).
-        fill: the patch's grey in [0, 1]. label: with image=, the class to follow.
+        fill: the patch's grey in [0, 1].
+        label: with image=, the class to follow (a name or a number).
         map: also the stride-1 sensitivity map.
 
     Returns:
@@ -139,8 +140,8 @@ def occlude(model=None, data=None, *, index=None, class_name=None, digit=None, i
 
 def explain(model=None, data=None, *, index=None, class_name=None, digit=None, image=None, method="all",
             target=None, layer: str | None = None, ig_steps: int = 64, faithfulness: bool = False,
-            count: int | None = None, randomise: int | None = None, attack: str | None = None, input_range=None,
-            preprocess=None, class_names=None, progress: bool = True) -> Result:
+            count: int | None = None, randomise: int | None = None, attack: str | None = None, metrics=False,
+            input_range=None, preprocess=None, class_names=None, progress: bool = True) -> Result:
     """Attribution maps of one image (saliency, SmoothGrad, integrated gradients, Grad-CAM, occlusion),
     or with faithfulness=True their deletion/insertion scores over `count` test images.
 
@@ -150,9 +151,11 @@ def explain(model=None, data=None, *, index=None, class_name=None, digit=None, i
         layer: Grad-CAM's layer. ig_steps: integrated gradients' path points.
         faithfulness: score the methods instead (count images; randomise: layers re-initialised).
         attack: "noise": explain the image before and after the noise attack.
+        metrics: True, or names ("sparseness,complexity"): Quantus' metrics and deletion/insertion/
+            randomisation per method over `count` test images (kerascnn.experiments.explanation_metrics).
 
     Returns:
-        Result with explain.png (faithfulness.png ...); `.maps` {method: (H, W) map}.
+        Result with explain.png (faithfulness.png, metrics.png ...); `.maps` {method: (H, W) map}.
     """
     from kerascnn.attributions.gradients import Settings
     from kerascnn.errors import BadValue
@@ -164,6 +167,18 @@ def explain(model=None, data=None, *, index=None, class_name=None, digit=None, i
     settings = Settings(methods=method, layer=layer, ig_steps=ig_steps)
     s = _subject(model, data, input_range, preprocess, class_names)
     pick = _pick(s, index, class_name, digit, image)
+    if metrics is not False and metrics is not None:
+        from kerascnn.experiments import explanation_metrics as scored
+
+        if faithfulness or pick is not None or target is not None or attack is not None:
+            raise BadValue("metrics", "scores test images by their predicted class: it takes no image, target, "
+                                      "attack or faithfulness")
+        options = scored.Options(metrics="all" if metrics is True else metrics, settings=settings,
+                                 **{k: v for k, v in (("count", count), ("randomise", randomise)) if v is not None})
+        with progress_bar(progress, "explanation metrics (%)", 100) as bar:
+            raw = scored.run(s, options, progress=None if bar is None else
+                             (lambda done, _, total: bar(100 * done // total)))
+        return Result(scored, raw, "explain", [s])
     if faithfulness:
         if pick is not None or target is not None or attack is not None:
             raise BadValue("faithfulness", "scores test images by their predicted class: it takes no image, "

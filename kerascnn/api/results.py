@@ -32,9 +32,21 @@ class Result:
         self._protect = list(protect)
 
     def __getattr__(self, name):
-        if name.startswith("__") or name in ("raw", "_experiment"):
+        """The experiment's fields read through: the result's own (`.occlusion`), those of the
+        results it holds (`kc.evaluate(...).accuracy` is `.raw.evaluation.accuracy`), else its JSON's
+        (`kc.attack.minimal(...).median`)."""
+        if name.startswith("_") or name in ("raw", "command", "files"):
             raise AttributeError(name)
-        return getattr(self.raw, name)
+        raw = self.__dict__.get("raw")
+        if hasattr(raw, name):
+            return getattr(raw, name)
+        for value in getattr(raw, "__dict__", {}).values():
+            if hasattr(type(value), "__dataclass_fields__") and hasattr(value, name):
+                return getattr(value, name)
+        data = self.to_dict()
+        if name in data:
+            return data[name]
+        raise AttributeError(f"this {self.command} result has no {name!r}: see .raw, .to_dict() or dir()")
 
     def __dir__(self):
         return sorted(set(super().__dir__()) | set(dir(self.raw)))

@@ -59,7 +59,7 @@ def certify(model=None, data=None, *, input_range=None, preprocess=None, class_n
         model None on MNIST: the shipped cnn_smooth (trained with noise_sd=0.25).
 
     Returns:
-        Result with certify.png; `.radius` and `.predicted` per image.
+        Result with certify.png; `.radius` and `.prediction` per image (-1: abstained).
     """
     from kerascnn import SAVED_MODELS
 
@@ -79,7 +79,7 @@ def corruptions(model=None, data=None, *, input_range=None, preprocess=None, cla
     """Accuracy under common corruptions (noise, blur, fog, rotation...) at severities 1-5.
 
     Arguments:
-        suite: "mnist_c" or "common" (None: by the data). corruptions: names (None: the whole suite).
+        suite: "mnist-c" or "common" (None: mnist-c for 28x28 grey images, else common). corruptions: names (None: the whole suite).
         severities, count, source ("local" or "tfds"), baseline (a model for mCE), others (more models).
 
     Returns:

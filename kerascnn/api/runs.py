@@ -172,15 +172,58 @@ def _tqdm_epochs(epochs: int):
     return Bar()
 
 
-def summary(model=None, data=None, *, batchnorm: bool = False):
+class Summary:
+    """A network counted layer by layer: `.rows` (name, kind, output shape, params, units, MACs),
+    `.total_params`, `.table()` (what `kerascnn summary` prints), `.to_dict()` (its --json)."""
+
+    def __init__(self, model, counted):
+        self.name, self.counted = model.name, counted
+        self.input_shape, self.outputs = tuple(model.input_shape[1:]), model.output_shape[-1]
+
+    def __getattr__(self, name):
+        if name.startswith("_") or name == "counted":
+            raise AttributeError(name)
+        return getattr(self.counted, name)
+
+    def to_dict(self) -> dict:
+        return self.counted.to_dict()
+
+    def table(self) -> str:
+        t = self.counted
+        header = f"{'layer':<14}{'kind':<11}{'output shape':>14}{'params':>11}{'units':>10}{'MACs':>13}"
+        lines = [f"{self.name}: input {self.input_shape} -> {self.outputs} outputs", header, "-" * len(header)]
+        for r in t.rows:
+            shape = "x".join(str(d) for d in r.output_shape)
+            lines.append(f"{r.name[:13]:<14}{r.kind[:10]:<11}{shape:>14}{r.params:>11,}{r.units:>10,}{r.macs:>13,}")
+        lines += ["-" * len(header), f"{'total':<39}{t.total_params:>11,}{t.total_units:>10,}{t.total_macs:>13,}"]
+        conv = [r.params for r in t.rows if r.kind == "conv"]
+        dense = [r.params for r in t.rows if r.kind == "dense"]
+        lines.append(f"convolution parameters {sum(conv):,} ({' + '.join(f'{p:,}' for p in conv) or '-'}); "
+                     f"dense parameters {sum(dense):,} ({' + '.join(f'{p:,}' for p in dense) or '-'})")
+        other = t.total_params - sum(conv) - sum(dense)
+        if other:
+            lines.append(f"other parameters {other:,} (batch norm: half of them moving statistics, not trained)")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(self.table())}</pre>"
+
+
+def summary(model=None, data=None, *, batchnorm: bool = False) -> Summary:
     """What a network is made of, layer by layer: output shape, parameters, units, multiply-adds.
 
     Arguments:
         model: a keras.Model or a .keras file (None: the assignment's network, built for `data`).
+        data: None (MNIST), a dataset name or a folder: the shape and classes the network is built for.
         batchnorm: count the batch-norm variant of the assignment's network.
 
     Returns:
-        kerascnn.model.network.LayerTable: `.rows`, `.total_params`, `.to_dict()`.
+        Summary: `.rows`, `.total_params`, `.table()`, `.to_dict()`; shown as the table in a notebook.
+
+    Example:
+        >>> kc.summary().total_params
     """
     from kerascnn.cpu import choose_kernels
 
@@ -188,12 +231,13 @@ def summary(model=None, data=None, *, batchnorm: bool = False):
     from kerascnn.model.network import build_model, layer_table
 
     if model is not None:
-        return layer_table(subject(model, None if data is None else data).model if data is not None
-                           else _load(model))
-    task = as_task(data)
-    if data is None:
-        return layer_table(build_model(batchnorm))
-    return layer_table(build_model(batchnorm, input_shape=task.input_shape, num_classes=task.num_classes))
+        network = _load(model)
+    elif data is None:  # the assignment's own shape: no need to read MNIST
+        network = build_model(batchnorm)
+    else:
+        task = as_task(data)
+        network = build_model(batchnorm, input_shape=task.input_shape, num_classes=task.num_classes)
+    return Summary(network, layer_table(network))
 
 
 def _load(model):

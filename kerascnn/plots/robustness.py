@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerascnn.plots.common import BAD, GOOD, MUTED, class_label, new_figure, show_digit, signed_map, symmetric_limit
+from kerascnn.plots.common import BAD, GOOD, class_label, new_figure, show_digit, signed_map, symmetric_limit
 
 __all__ = ["robustness_curves", "adversarial_examples", "norm_histogram", "universal_comparison", "transfer_matrix"]
 
@@ -125,8 +125,9 @@ def transfer_matrix(matrix: np.ndarray, sources: list[str], targets: list[str], 
     ax.imshow(matrix, cmap="Greys", vmin=0, vmax=1.6)
     for i in range(len(sources)):
         for j in range(len(targets)):
-            ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=9,
-                    color=MUTED if i != j else "black", weight="bold" if i == j else "normal")
+            # black on every cell (the scale stops at mid-grey): a muted grey was unreadable on 90% cells
+            ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=9, color="black",
+                    weight="bold" if i == j else "normal")
     ax.set_xticks(range(len(targets)), targets, fontsize=8)
     ax.set_yticks(range(len(sources)), sources, fontsize=8)
     ax.set_xlabel("measured on")
