@@ -115,7 +115,7 @@ class Result:
         from kerascnn.outputs.document import render_text
 
         parts = [f"<div class='kerascnn-result'><p><b>kerascnn {html.escape(self.command)}</b></p>",
-                 f"<pre>{html.escape(render_text(self._experiment.table(self.raw)))}</pre>",
+                 f"<pre style='white-space: pre-wrap'>{html.escape(render_text(self._experiment.table(self.raw)))}</pre>",
                  f"<p>{html.escape(self.summary())}</p>"]
         parts.append(figures_html(self.figures()))
         return "\n".join(parts + ["</div>"])

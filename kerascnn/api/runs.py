@@ -208,7 +208,7 @@ class Summary:
     def _repr_html_(self) -> str:
         import html
 
-        return f"<pre>{html.escape(self.table())}</pre>"
+        return f"<pre style='white-space: pre-wrap'>{html.escape(self.table())}</pre>"
 
 
 def summary(model=None, data=None, *, batchnorm: bool = False) -> Summary:
