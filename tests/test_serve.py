@@ -267,6 +267,16 @@ def test_malformed_requests_get_a_json_error_naming_the_problem(world, path, bod
     assert isinstance(response.json()["error"], str) and response.json()["error"]
 
 
+def test_all_maps_of_a_large_model_are_refused_one_layer_is_not(world, monkeypatch):
+    from kerascnn.serve import views
+
+    _, client, _, _, _ = world
+    monkeypatch.setattr(views, "MAX_MAPS", 5)
+    response = client.post("/api/activations", json={"index": 0, "layer": "all"})
+    assert response.status_code == 400 and "ask for one layer" in response.json()["error"]
+    assert client.post("/api/activations", json={"index": 0, "layer": "c2"}).status_code == 200
+
+
 def test_json_nan_and_infinity_are_refused(world):
     _, client, _, _, _ = world
     for text in (b'{"index": 1, "eps": NaN}', b'{"index": 1, "eps": Infinity}'):

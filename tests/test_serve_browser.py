@@ -150,3 +150,30 @@ def test_a_link_reopens_the_same_view(page, url):
     settle(page)
     assert page.locator(".strip figure.on figcaption").inner_text().startswith("conv2")
     assert page.locator(".maps figure").count() == 32
+
+
+def test_an_uploaded_picture_is_shown_as_the_model_receives_it(page, url, tmp_path):
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (200, 300), "white")  # dark ink on light paper: inverted and framed like MNIST
+    ImageDraw.Draw(picture).line([(100, 40), (100, 260)], fill="black", width=24)
+    picture.save(tmp_path / "one.png")
+    page.goto(url + "#models=cnn")
+    ready = settle(page)
+    page.click('#input-tabs button[data-source="upload"]')
+    page.set_input_files("#upload", str(tmp_path / "one.png"))
+    settle(page, ready)
+    assert page.locator('.card[data-model="cnn"] .verdict span').first.inner_text() == "1"
+    assert page.locator("#input-note").inner_text() == "your picture"
+
+
+def test_save_json_keeps_the_views_numbers_and_its_link(page, url):
+    import json
+
+    page.goto(url + "#models=cnn&view=explain&source=test&index=4&method=gradcam")
+    settle(page)
+    with page.expect_download() as download:
+        page.click("#save-json")
+    saved = json.loads(open(download.value.path()).read())
+    assert saved["state"]["method"] == "gradcam" and "index=4" in saved["link"]
+    assert saved["answers"]["cnn"]["explain"]["method"] == "gradcam"

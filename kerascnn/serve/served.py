@@ -27,9 +27,13 @@ class Served:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ------------------------------------------------------------------ what it is
+    def describe_layer(self, name: str) -> list[int]:
+        """(h, w, c) of a spatial layer's maps."""
+        return [int(d) for d in self.subject.model.get_layer(name).output.shape[1:]]
+
     def describe(self) -> dict:
         s = self.subject
-        shapes = {name: [int(d) for d in s.model.get_layer(name).output.shape[1:]] for name in self.layers}
+        shapes = {name: self.describe_layer(name) for name in self.layers}
         return {"name": self.name, "input_shape": list(s.input_shape), "classes": list(s.class_names),
                 "dataset": s.task.name, "test_images": 0 if self.test_probs is None else len(self.test_probs),
                 "layers": [{"name": n, "shape": shapes[n], "conv": n in s.conv_layers()} for n in self.layers],

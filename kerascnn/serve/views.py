@@ -10,8 +10,9 @@ import numpy as np
 from kerascnn.serve.codec import RequestError, choice, class_number, colour, map_png, number, png
 
 METHODS = ("saliency", "gradcam", "smoothgrad", "integrated_gradients", "occlusion")
-#: Images listed per GET /api/images at most.
+#: Images listed per GET /api/images at most; maps in one answer of /api/activations with layer "all".
 MAX_LIST = 200
+MAX_MAPS = 4096
 
 
 # ---------------------------------------------------------------------------- the input
@@ -66,6 +67,8 @@ def activations(server, body: dict) -> dict:
     layer = body.get("layer")
     if layer is not None and layer != "all" and layer not in served.layers:
         raise RequestError(f"layer: {str(layer)[:60]!r} has no maps; choose from {', '.join(served.layers)}")
+    if layer == "all" and sum(served.describe_layer(n)[-1] for n in served.layers) > MAX_MAPS:
+        raise RequestError(f"layer: all of {served.name}'s maps are more than {MAX_MAPS:,}; ask for one layer")
     probs, maps = served.run(pixels[None])
     layers = []
     for name, values in maps.items():

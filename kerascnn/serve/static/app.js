@@ -12,6 +12,7 @@ const el = (tag, attrs = {}, ...children) => {
   for (const c of children.flat()) if (c !== null && c !== undefined) node.append(c);
   return node;
 };
+const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const png = (b64) => "data:image/png;base64," + b64;
 const pct = (p) => (100 * p).toFixed(1) + "%";
 
@@ -211,7 +212,8 @@ const VIEWS = {
     select("norm", "norm", [["linf", "L∞"], ["l2", "L2"]]),
     state.attack === "minimal" ? null : slider("eps", "eps", 0, state.norm === "l2" ? 8 : 0.5, state.norm === "l2" ? 0.05 : 0.005, () => { if (state.attack === "fgsm") refreshSoon(false); }),
     select("target", "target", [["", "none (untargeted)"], ...classes().map((c, k) => [String(k), c])]),
-    state.attack === "fgsm" ? null : el("button", { onclick: runJobs, id: "run" }, "Run"),
+    state.attack === "fgsm" ? null : el("button", { onclick: () => runJobs(false), id: "run" }, "Run"),
+    ["pgd", "apgd"].includes(state.attack) ? el("button", { class: "secondary", onclick: () => runJobs(true), id: "run-curve", title: "the attack at 16 radii from 0 to the slider's end, one job step each" }, "Run along eps") : null,
     state.attack === "fgsm" ? null : el("button", { class: "secondary", onclick: cancelJobs, id: "cancel" }, "Cancel")],
   async column(name) {
     const info = modelInfo(name);
@@ -284,7 +286,7 @@ function curve(c, names, marker) {
   for (const [k, colour, label] of series) {
     const path = c.probabilities.map((row, i) => `${i ? "L" : "M"}${x(c.eps[i]).toFixed(1)},${y(row[k]).toFixed(1)}`).join("");
     lines.push(`<path d="${path}" fill="none" stroke="${colour}" stroke-width="2"/>`);
-    lines.push(`<text x="${W - 6}" y="${y(c.probabilities[c.probabilities.length - 1][k]) - 3}" text-anchor="end" fill="${colour}">${label}</text>`);
+    lines.push(`<text x="${W - 6}" y="${y(c.probabilities[c.probabilities.length - 1][k]) - 3}" text-anchor="end" fill="${colour}">${escape(label)}</text>`);
   }
   const svg = `<svg class="curve" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none">
     <line x1="${L}" y1="${y(0)}" x2="${W}" y2="${y(0)}" stroke="#e3e7ec"/><line x1="${L}" y1="${y(1)}" x2="${W}" y2="${y(1)}" stroke="#e3e7ec"/>
@@ -308,12 +310,21 @@ async function jobCard(name) {  // the last result of Run for this very input an
     `Press Run: ${state.attack === "minimal" ? "the smallest perturbation" : state.attack.toUpperCase()} runs as a job, with progress; Cancel stops it.`)),
   el("div", { style: "margin-top:8px" }, barsWithRows(p.probabilities, info.classes, p.label, p.predicted)));
 }
-async function runJobs() {
+async function runJobs(along) {
   for (const name of shown()) {
     const body = { ...inputBody(), model: name, attack: state.attack, eps: Number(state.eps), norm: state.norm };
     if (state.target !== "") body.target = Number(state.target);
+    if (along) Object.assign(body, { curve: true, eps_max: state.norm === "l2" ? 8 : 0.5 });
     const key = jobKey();
-    follow(name, api("/api/attack", body), (job) => { last[name] = { job: { ...job, key } }; render(name, attackCard(name, job.result, null)); });
+    follow(name, api("/api/attack", body), (job) => {
+      if (along) {
+        const box = document.getElementById("job-" + name) || document.querySelector(`#columns > [data-model="${name}"]`);
+        box.querySelectorAll(".progress, .stat, svg.curve, .along").forEach((n) => n.remove());
+        const drawn = curve(job.result, modelInfo(name).classes, Number(state.eps)); drawn.classList.add("along"); box.append(drawn);
+        return;
+      }
+      last[name] = { job: { ...job, key } }; render(name, attackCard(name, job.result, null));
+    });
   }
 }
 async function runCertify() {
