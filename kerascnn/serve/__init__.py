@@ -6,6 +6,34 @@ explanations, attacks, corruptions, certification, models side by side) and the 
 
 The handlers call kerascnn's public API; this package picks images and encodes answers. Starlette
 and uvicorn are imported here only, so `import kerascnn` stays light.
+
+The JSON API (what the page calls; scripts may call it too). A POST body is a JSON object with the
+image, `"index": i` (test image i) or `"image": "<base64 PNG or JPEG, or a data: URL>"` (made the
+model's size and channels; MNIST-shaped tasks frame it like MNIST's digits), `"model": NAME` where
+several are served (default: the first), and the options below. Answers are JSON; pictures in them
+are base64 PNGs, `input` the exact pixels the model received; `probabilities` one per class.
+
+    GET  /api/models        {"models": [{name, input_shape, classes, dataset, test_accuracy, layers}]}
+    GET  /api/images        ?kind=class&class=7 | kind=misclassified | kind=least_confident, &limit, &model
+    POST /api/predict       -> probabilities, predicted, label (the true class, where known), input
+    POST /api/activations   layer (one name, or "all") -> every spatial layer's mean map; its channels' maps
+    POST /api/explain       method (saliency, gradcam, smoothgrad, integrated_gradients, occlusion),
+                            target (class; default the predicted one) -> map, range, signed
+    POST /api/attack        attack "fgsm" (answered at once), eps, norm (linf, l2), target -> adversarial,
+                            perturbation, probabilities; attack "pgd", "apgd", "minimal" (steps), or
+                            "curve": true with eps_max -> 202 and a job
+    POST /api/curve         FGSM at 16 radii from 0 to eps_max -> eps, probabilities per radius
+    POST /api/corrupt       corruption (MNIST-C's or ImageNet-C's names), severity 0-5 -> image, probabilities
+    POST /api/certify       sigma, n -> 202 and a job: radius (L2), abstain, p_lower, counts
+    POST /api/kernel        layer, channel -> kernel, feature (what excites the filter most), computed once
+    GET  /api/jobs/{id}     state (queued, running, done, cancelled, failed), progress 0-1, result
+    DELETE /api/jobs/{id}   cancel
+
+    curl -s localhost:8000/api/predict -d '{"index": 0}'
+    curl -s localhost:8000/api/attack -d '{"index": 0, "attack": "fgsm", "eps": 0.12}'
+
+Refusals are {"error": "..."} with 400 (a malformed request), 404, 405, 413 (a body over 6 MB or a
+picture over 2048 x 2048) or 429 (more than 3 jobs, or 32 requests waiting).
 """
 from __future__ import annotations
 

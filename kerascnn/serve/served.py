@@ -94,7 +94,7 @@ def warm_api(served: Served) -> None:
     kc.attacks.fgsm(model, x, y, 0.1, **args)
     kc.attacks.fgsm(model, np.repeat(x, 16, axis=0), np.zeros(16, np.int64), np.linspace(0, 0.3, 16), **args)
     kc.attacks.pgd(model, x, y, 0.1, steps=2, **args)
-    for method in ("saliency", "gradcam"):
+    for method in ("saliency", "gradcam", "smoothgrad", "integrated_gradients", "occlusion"):
         getattr(kc.attributions, method)(model, x, y, **args)
 
 
