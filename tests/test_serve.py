@@ -244,6 +244,7 @@ BAD = [
     ("/api/predict", b"not json", 400), ("/api/predict", b"[1, 2]", 400), ("/api/predict", b"{}", 400),
     ("/api/predict", {"index": 40}, 400), ("/api/predict", {"index": -1}, 400), ("/api/predict", {"index": 1.5}, 400),
     ("/api/predict", {"index": "3"}, 400), ("/api/predict", {"index": True}, 400),
+    ("/api/predict", b'{"index": 1' + b"0" * 400 + b"}", 400), ("/api/attack", b'{"index": 1, "eps": 1e400}', 400),
     ("/api/predict", {"index": 1, "image": "x"}, 400), ("/api/predict", {"image": "%%%"}, 400),
     ("/api/predict", {"image": base64.b64encode(b"hello").decode()}, 400), ("/api/predict", {"image": 5}, 400),
     ("/api/predict", {"index": 1, "model": "../../etc/passwd"}, 400),
@@ -282,6 +283,28 @@ def test_json_nan_and_infinity_are_refused(world):
     for text in (b'{"index": 1, "eps": NaN}', b'{"index": 1, "eps": Infinity}'):
         response = client.post("/api/attack", content=text, headers={"Content-Type": "application/json"})
         assert response.status_code == 400 and "eps" in response.json()["error"]
+
+
+def test_pictures_of_any_mode_and_size_are_read_or_refused_in_one_line(world):
+    from PIL import Image
+
+    _, client, _, _, _ = world
+    rng = np.random.default_rng(3)
+    for mode in ("1", "L", "LA", "P", "RGB", "RGBA", "CMYK", "I", "I;16", "F"):
+        for size in ((1, 1), (3, 200), (64, 64)):
+            picture = Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3)).astype(np.uint8)).convert(mode)
+            for fmt in ("PNG", "TIFF", "GIF", "JPEG", "BMP"):
+                buffer = io.BytesIO()
+                try:
+                    picture.save(buffer, format=fmt)
+                except (OSError, ValueError, KeyError):
+                    continue  # a mode this format cannot hold
+                data = buffer.getvalue()
+                for text in (data, data[: len(data) // 2]):  # whole and truncated
+                    response = client.post("/api/predict", json={"image": base64.b64encode(text).decode()})
+                    assert response.status_code in (200, 400), (mode, size, fmt, response.text)
+    classes = client.get("/api/images", params={"kind": "class", "class": "\u00b2"})
+    assert classes.status_code == 400
 
 
 def test_oversized_bodies_and_pictures_get_413(world):

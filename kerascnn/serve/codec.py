@@ -9,6 +9,7 @@ import base64
 import binascii
 import io
 import math
+import warnings
 
 import numpy as np
 
@@ -31,9 +32,13 @@ def number(body: dict, key: str, default=None, low=None, high=None, whole: bool 
     value = body.get(key, default)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (whole and value != int(value)):
-        raise RequestError(f"{key}: must be a {'whole ' if whole else ''}number, got {value!r:.60}")
+    try:  # math.isfinite of an int too large for a float raises OverflowError
+        fine = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) \
+            and not (whole and value != int(value))
+    except OverflowError:
+        fine = False
+    if not fine:
+        raise RequestError(f"{key}: must be a {'whole ' if whole else ''}number, got {str(value)[:60]}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise RequestError(f"{key}: must be between {low} and {high}, got {value}")
     return int(value) if whole else float(value)
@@ -75,17 +80,19 @@ def decode_picture(text, shape: tuple[int, int, int], digits: bool) -> np.ndarra
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError("image: is not valid base64") from None
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise RequestError("image: is not a picture PIL can read (send a PNG or JPEG)") from None
-    if width * height > MAX_PIXELS:
-        raise RequestError(f"image: {width}x{height} is larger than {MAX_PIXELS:,} pixels", 413)
-    try:
-        return load_picture(io.BytesIO(data), shape, digits=digits)
-    except (UserError, ValueError, OSError) as e:
-        raise RequestError(f"image: {str(e)[:200]}") from None
+    with warnings.catch_warnings():  # a broken file's complaints (truncated, bad EXIF): the answer says it
+        warnings.simplefilter("ignore")
+        try:
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            raise RequestError("image: is not a picture PIL can read (send a PNG or JPEG)") from None
+        if width * height > MAX_PIXELS:
+            raise RequestError(f"image: {width}x{height} is larger than {MAX_PIXELS:,} pixels", 413)
+        try:
+            return load_picture(io.BytesIO(data), shape, digits=digits)
+        except (UserError, ValueError, OSError) as e:
+            raise RequestError(f"image: {str(e)[:200]}") from None
 
 
 # ---------------------------------------------------------------------------- pictures out

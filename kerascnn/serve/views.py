@@ -131,7 +131,7 @@ def images(server, params) -> dict:
     if kind == "class":
         names = served.subject.class_names
         given = params.get("class", names[0])
-        given = int(given) if given not in names and given.isdigit() else given
+        given = int(given) if given not in names and given.isdecimal() and len(given) < 10 else given
         wanted = class_number({"class": given}, "class", names)
         order = np.flatnonzero(labels == wanted)
     elif kind == "misclassified":
