@@ -96,8 +96,9 @@ def decode_picture(text, shape: tuple[int, int, int], digits: bool) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------- pictures out
-def png(pixels: np.ndarray) -> str:
-    """(h, w), (h, w, 1) or (h, w, 3) in [0, 1] (or uint8) -> base64 PNG text."""
+def png(pixels: np.ndarray, max_side: int | None = None) -> str:
+    """(h, w), (h, w, 1) or (h, w, 3) in [0, 1] (or uint8) -> base64 PNG text; `max_side`: shrunk to
+    fit that many pixels (thumbnails)."""
     from PIL import Image
 
     array = np.asarray(pixels)
@@ -105,8 +106,11 @@ def png(pixels: np.ndarray) -> str:
         array = np.round(np.clip(array, 0, 1) * 255).astype(np.uint8)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
+    picture = Image.fromarray(array)
+    if max_side is not None and max(picture.size) > max_side:
+        picture.thumbnail((max_side, max_side))
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    picture.save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

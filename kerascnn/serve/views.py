@@ -13,6 +13,8 @@ METHODS = ("saliency", "gradcam", "smoothgrad", "integrated_gradients", "occlusi
 #: Images listed per GET /api/images at most; maps in one answer of /api/activations with layer "all".
 MAX_LIST = 200
 MAX_MAPS = 4096
+#: The side of a test image's thumbnail at most, in pixels.
+THUMBNAIL = 64
 
 
 # ---------------------------------------------------------------------------- the input
@@ -153,7 +155,7 @@ def thumbnails(server, body: dict) -> dict:
     out = {}
     for k in range(len(indices)):
         i = number({"index": indices[k]}, "index", low=0, high=len(x) - 1, whole=True)
-        out[str(i)] = png(x[i])
+        out[str(i)] = png(x[i], max_side=THUMBNAIL)
     return {"images": out}
 
 
