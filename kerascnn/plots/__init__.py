@@ -9,6 +9,7 @@ from kerascnn.plots.common import *  # noqa: F401,F403
 from kerascnn.plots.explanations import *  # noqa: F401,F403
 from kerascnn.plots.inspection import *  # noqa: F401,F403
 from kerascnn.plots.maximize import *  # noqa: F401,F403
+from kerascnn.plots.metrics import *  # noqa: F401,F403
 from kerascnn.plots.occlusion import *  # noqa: F401,F403
 from kerascnn.plots.study import *  # noqa: F401,F403
 from kerascnn.plots.training import *  # noqa: F401,F403

@@ -1,0 +1,216 @@
+"""Quantus' metrics (kerascnn.attributions.metrics) against formulas written here: the Gini index by the
+mean absolute difference, entropy, Pearson on a linear model whose logit drop is a sum of weights
+times pixels, max-/avg-sensitivity and local Lipschitz on a model whose gradient is 2 W x, SSIM by
+sliding windows; then the experiment and `kerascnn explain --metrics` on the tiny fixtures."""
+import json
+
+import numpy as np
+import pytest
+
+from kerascnn.attributions import gradients as attributions, metrics
+from kerascnn.experiments import explanation_metrics as experiment
+from tests.support import assert_one_line_error, cli, written
+
+SHAPE = (6, 5, 1)   # not MNIST's
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """logit k = x . W[:, k] + b[k]."""
+    import keras
+
+    rng = np.random.default_rng(0)
+    weights = rng.normal(0, 1.0, (int(np.prod(SHAPE)), 3)).astype(np.float32)
+    inputs = keras.Input(SHAPE)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(inputs)))
+    model.layers[-1].set_weights([weights, rng.normal(0, 0.1, 3).astype(np.float32)])
+    return model, weights
+
+
+@pytest.fixture(scope="module")
+def square():
+    """logit k = (x * x) . W[:, k]: its gradient (saliency) is 2 W[:, k] * x."""
+    import keras
+
+    rng = np.random.default_rng(1)
+    weights = rng.normal(0, 1.0, (int(np.prod(SHAPE)), 3)).astype(np.float32)
+    inputs = keras.Input(SHAPE)
+    squared = keras.layers.Multiply()([inputs, inputs])
+    model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False)(keras.layers.Flatten()(squared)))
+    model.layers[-1].set_weights([weights])
+    return model, weights
+
+
+def images(n=4, seed=2, low=0.0):
+    x = np.random.default_rng(seed).random((n,) + SHAPE).astype(np.float32)
+    x.reshape(n, -1)[:, 0] = low       # each image's minimum: Quantus' "black"
+    return x
+
+
+def test_gini_equals_the_mean_absolute_difference_formula():
+    a = np.array([[0.0, -3.0, 1.0, 2.0, 0.5, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]])
+    x = np.abs(a) / np.abs(a).max(axis=1, keepdims=True) + 1e-7
+    n = x.shape[1]
+    gini = np.abs(x[:, :, None] - x[:, None, :]).sum(axis=(1, 2)) / (2 * n * n * x.mean(axis=1))
+    np.testing.assert_allclose(metrics.sparseness(a), gini, rtol=1e-9)
+    one = np.zeros((1, 100))
+    one[0, 7] = 5.0
+    assert metrics.sparseness(a)[1] == pytest.approx(0.0, abs=1e-9) and metrics.sparseness(one)[0] > 0.98
+
+
+def test_complexity_is_the_entropy_of_the_share_of_each_pixel():
+    a = np.array([[1.0, -1.0, 2.0, 0.0], [3.0, 3.0, 3.0, 3.0]])
+    np.testing.assert_allclose(metrics.complexity(a), [1.5 * np.log(2), np.log(4)], rtol=1e-9)
+    assert metrics.complexity(np.array([[0.0, 0.0, 4.0]]))[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_faithfulness_correlation_is_one_for_the_exact_contributions_of_a_linear_model(linear):
+    model, w = linear
+    x = images(low=0.25)
+    targets = np.array([0, 1, 2, 1])
+    m = x.min(axis=(1, 2, 3), keepdims=True)
+    exact = np.stack([(w[:, t].reshape(SHAPE) * (x[i] - m[i]))[..., 0] for i, t in enumerate(targets)])
+    predict = lambda v: model.predict_on_batch(v)   # noqa: E731
+    score = metrics.faithfulness_correlation(predict, x, targets, exact, nr_runs=20, subset_size=9, seed=3)
+    np.testing.assert_allclose(score, 1.0, atol=1e-5)
+
+
+def test_faithfulness_correlation_against_pearson_of_the_closed_form_drop(linear):
+    model, w = linear
+    x = images(low=0.1)
+    targets = np.array([2, 0, 1, 1])
+    maps = np.random.default_rng(5).normal(size=(4,) + SHAPE[:2])
+    score = metrics.faithfulness_correlation(lambda v: model.predict_on_batch(v), x, targets, maps,
+                                             nr_runs=30, subset_size=7, seed=11)
+    rng = np.random.default_rng(11)     # the same subsets: image by image, run by run
+    pixels = SHAPE[0] * SHAPE[1]
+    for i, t in enumerate(targets):
+        subsets = [rng.choice(pixels, 7, replace=False) for _ in range(30)]
+        drop = [(w[:, t] * (x[i].ravel() - x[i].min()))[s].sum() for s in subsets]
+        sums = [(maps[i].ravel() / np.abs(maps[i]).max())[s].sum() for s in subsets]
+        assert score[i] == pytest.approx(np.corrcoef(sums, drop)[0, 1], abs=1e-5)
+
+
+def test_sensitivity_and_local_lipschitz_of_a_gradient_known_in_closed_form(square):
+    model, w = square
+    x = images(n=2, low=0.0)
+    targets = np.array([1, 2])
+    rng = np.random.default_rng(0)
+    uniform = metrics.uniform_copies(x, 50, 0.2, rng=rng)
+    gauss = metrics.gaussian_copies(x, 50, 0.0, 0.1, rng=rng)
+    assert np.abs(uniform - x[:, None]).max() <= 0.2 and np.abs(uniform - x[:, None]).max() > 0.15
+
+    def explain(v, t):
+        return attributions.pixel_maps(attributions.saliency(model, v.reshape((-1,) + SHAPE), np.repeat(t, 50)))
+
+    maps = attributions.pixel_maps(attributions.saliency(model, x, targets))
+    high, mean = metrics.sensitivity(maps, np.stack([explain(uniform[i], t) for i, t in enumerate(targets)]))
+    lipschitz = metrics.local_lipschitz(maps, np.stack([explain(gauss[i], t) for i, t in enumerate(targets)]), x, gauss)
+    for i, t in enumerate(targets):
+        row = w[:, t]
+        a = 2 * row * x[i].ravel()
+        ratios = [np.linalg.norm(2 * row * (u.ravel() - x[i].ravel())) / np.linalg.norm(a) for u in uniform[i]]
+        assert high[i] == pytest.approx(max(ratios), rel=1e-4) and mean[i] == pytest.approx(np.mean(ratios), rel=1e-4)
+        moved = [np.linalg.norm(a / np.abs(a).max() - 2 * row * g.ravel() / np.abs(2 * row * g.ravel()).max())
+                 / np.linalg.norm(g.ravel() - x[i].ravel()) for g in gauss[i]]
+        assert lipschitz[i] == pytest.approx(max(moved), rel=1e-4)
+
+
+def _ssim_by_windows(u, v, win=7):
+    """SSIM of two 1-D signals: uniform windows, sample covariances, the mean over the full windows."""
+    both = np.concatenate([u, v])
+    c1, c2 = (0.01 * (both.max() - both.min())) ** 2, (0.03 * (both.max() - both.min())) ** 2
+    values = []
+    for s in range(len(u) - win + 1):
+        p, q = u[s:s + win], v[s:s + win]
+        cov = np.cov(p, q)      # ddof 1, as skimage's use_sample_covariance
+        values.append((2 * p.mean() * q.mean() + c1) * (2 * cov[0, 1] + c2)
+                      / ((p.mean() ** 2 + q.mean() ** 2 + c1) * (cov[0, 0] + cov[1, 1] + c2)))
+    return np.mean(values)
+
+
+def test_random_logit_is_the_ssim_of_the_normalised_maps_and_the_off_class_is_another_class():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(3, 8, 6)), rng.normal(size=(3, 8, 6))
+    b[0] = 2 * a[0]
+    expected = [_ssim_by_windows(p.ravel() / np.abs(p).max(), q.ravel() / np.abs(q).max()) for p, q in zip(a, b)]
+    score = metrics.random_logit(a, b)
+    np.testing.assert_allclose(score, expected, rtol=1e-6)
+    assert score[0] == pytest.approx(1.0)
+    targets = np.array([0, 3, 9, 5, 5, 2, 7, 0])
+    off = metrics.off_classes(targets, 10, seed=42)
+    np.random.seed(42)                   # Quantus' draw: the k-th class of those other than the target
+    k = np.random.randint(0, 9, len(targets))
+    assert off.tolist() == [[c for c in range(10) if c != t][j] for t, j in zip(targets, k)]
+    assert (off != targets).all() and off.max() < 10
+
+
+def test_an_all_zero_map_gives_inf_or_nan_not_a_warning():
+    with np.errstate(all="raise"):
+        assert metrics.normalise_by_max(np.zeros((2, 3, 3))).sum() == 0
+        assert np.isinf(metrics.sensitivity(np.zeros((1, 4)), np.ones((1, 2, 4)))[0][0])   # as Quantus: x / 0
+        assert np.isnan(metrics.sensitivity(np.zeros((1, 4)), np.zeros((1, 2, 4)))[1][0])
+
+
+def test_the_experiment_scores_every_method_with_its_settings(tiny_subject):
+    options = experiment.Options(count=4, robust_count=1, nr_samples=3, nr_runs=10, randomise=1, steps=4)
+    options.settings.smoothgrad_samples, options.settings.ig_steps = 4, 4
+    seen = []
+    result = experiment.run(tiny_subject, options, progress=lambda *a: seen.append(a))
+    assert set(result.values) == set(experiment.METRICS) and seen[-1][0] == seen[-1][2] and seen[-1][1] == 4
+    for key, per in result.values.items():
+        n = {"randomisation": 1, **dict.fromkeys(experiment.ROBUST, 1)}.get(key, 4)
+        assert set(per) == set(attributions.METHODS) and all(len(v) == n for v in per.values()), key
+    np.testing.assert_allclose(result.values["deletion"]["saliency"], result.faithfulness.auc("deletion", "saliency"))
+    data = result.to_dict()
+    s = data["settings"]
+    assert s["sensitivity"]["nr_samples"] == 3 and s["sensitivity"]["lower_bound"] == 0.2
+    assert s["faithfulness_correlation"]["subset_size"] == 224 and s["random_logit"]["seed"] == 42
+    assert s["local_lipschitz"]["perturb_std"] == 0.1 and s["sparseness"]["abs"] is True
+    assert data["metrics"]["complexity"]["better"] == "lower" and "faithfulness" in data
+    again = experiment.run(tiny_subject, options)
+    np.testing.assert_allclose(again.values["max-sensitivity"]["smoothgrad"],
+                               result.values["max-sensitivity"]["smoothgrad"])
+    assert experiment.Options(subset_size=None).subset((14, 14)) == 56
+
+
+@pytest.fixture
+def tiny(idx_dir, tiny_model_path):
+    return ["--model", tiny_model_path, "--data-dir", idx_dir]
+
+
+@pytest.fixture
+def tiny_subject(idx_dir, tiny_model_path):
+    from kerascnn.api.inputs import subject
+
+    return subject(str(tiny_model_path), str(idx_dir))
+
+
+def test_the_command_prints_the_table_and_writes_every_setting(tiny, tmp_path):
+    import kerascnn as kc
+
+    out = tmp_path / "m"
+    args = ["--metrics", "sparseness,complexity,faithfulness-correlation", "--count", 3, "--method", "saliency,gradcam"]
+    ran = cli("explain", *tiny, *args, "--out", out)
+    assert ran.exit_code == 0, ran.output
+    assert written(out) == {"metrics.png", "result.json"}
+    assert "sparseness (Gini) \u2191" in ran.output and "complexity (entropy) \u2193" in ran.output
+    data = json.loads((out / "result.json").read_text())
+    assert list(data["metrics"]) == ["faithfulness-correlation", "sparseness", "complexity"]
+    assert data["settings"]["faithfulness_correlation"]["nr_runs"] == 100 and "faithfulness" not in data
+    api = kc.explain(str(tiny[1]), str(tiny[3]), metrics="sparseness,complexity,faithfulness-correlation", count=3,
+                     method="saliency,gradcam", progress=False).to_dict()
+    assert api["metrics"] == data["metrics"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--metrics", "gini"], "unknown metric 'gini'"),
+    (["--metrics", "sparseness,"], "--metrics"),
+    (["--metrics", "--digit", 3], "--metrics scores test images"),
+    (["--metrics", "--faithfulness"], "--metrics scores test images"),
+    (["--metrics", "all", "--count", 0], "--count"),
+])
+def test_bad_input_is_one_line_with_exit_2(args, fragment, tiny, tmp_path):
+    ran = cli("explain", *tiny, *args, "--out", tmp_path / "o")
+    assert_one_line_error(ran, fragment, exit_code=2)
+    assert not (tmp_path / "o").exists()
