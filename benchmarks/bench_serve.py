@@ -116,8 +116,9 @@ def mobilenet_rows(count: int) -> list[dict]:
     Image.fromarray(x[0]).save(buffer, format="PNG")
     picture = base64.b64encode(buffer.getvalue()).decode()
     rows = [{"kind": "start", "model": "MobileNetV2", "size": 224, "build_and_warm_s": built}]
-    for name, request in {"mobilenetv2 predict (index)": lambda c, k: c.post("/api/predict", json={"index": k % 20}),
-                          "mobilenetv2 predict (png)": lambda c, k: c.post("/api/predict", json={"image": picture})}.items():
+    kinds = {"mobilenetv2 predict (index)": lambda c, k: c.post("/api/predict", json={"index": k % 20}),
+             "mobilenetv2 predict (png)": lambda c, k: c.post("/api/predict", json={"image": picture})}
+    for name, request in kinds.items():
         request(client, 0)
         rows.append(record(name, timed(client, count, request), {"model": "MobileNetV2"}))
         print(json.dumps(rows[-1]), flush=True)

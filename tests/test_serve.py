@@ -234,7 +234,7 @@ def test_the_page_and_its_files_are_served_without_anything_from_elsewhere(world
     _, client, _, _, _ = world
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
-    for name in ("app.js", "style.css"):
+    for name in ("index.html", "app.js", "style.css"):
         text = client.get(f"/static/{name}").text
         assert "http://" not in text and "https://" not in text
 

@@ -117,7 +117,8 @@ def corrupt(server, body: dict) -> dict:
     changed = corruptions.corrupt(pixels[None], name, severity, seed=0, suite_name=suite, first_index=index or 0)[0]
     probs = served.probabilities(changed[None])
     return {"model": served.name, "index": index, "label": label, "suite": suite, "corruption": name,
-            "severity": severity, "corruptions": list(corruptions.NAMES[suite]), "image": png(changed), "input": png(pixels),
+            "severity": severity, "corruptions": list(corruptions.NAMES[suite]), "image": png(changed),
+            "input": png(pixels),
             "probabilities": [float(p) for p in probs[0]], "predicted": int(probs[0].argmax())}
 
 

@@ -106,7 +106,8 @@ def explain(server, body: dict) -> dict:
         options = {"steps": number(body, "steps", 64, 1, 256, True)}
     elif method == "occlusion":
         side = min(served.subject.input_shape[:2])
-        options = {"patch": number(body, "patch", None, 1, side, True), "stride": number(body, "stride", None, 1, side, True)}
+        options = {"patch": number(body, "patch", None, 1, side, True),
+                   "stride": number(body, "stride", None, 1, side, True)}
     elif method == "gradcam" and body.get("layer") is not None:
         options = {"layer": choice(body, "layer", served.subject.conv_layers() or served.layers)}
     function = getattr(kc.attributions, method)

@@ -202,7 +202,7 @@ const VIEWS = {
     return card(name, verdict(p, info.classes),
       el("div", { class: "pair" },
         el("figure", {}, el("div", { class: "overlay" }, el("img", { src: png(e.input), alt: "input" }),
-          el("img", { src: png(e.map), class: "map", style: `opacity:${state.opacity}`, alt: "map" })), el("figcaption", {}, `${e.method.replace("_", " ")} for class ${info.classes[e.target]}`)),
+          el("img", { src: png(e.map), class: "map", style: `opacity:${state.opacity}`, alt: "map" })), el("figcaption", {}, `${METHOD_NAMES[e.method]} for class ${info.classes[e.target]}`)),
         el("figure", {}, el("img", { src: png(e.map), alt: "map alone", style: "width:196px;height:196px" }),
           el("figcaption", { class: "scale" }, `${e.signed ? "blue − / red +" : "0 → max"} · ${e.range[0].toPrecision(2)} … ${e.range[1].toPrecision(2)}`))),
       el("div", { style: "margin-top:10px" }, barsWithRows(p.probabilities, info.classes, p.label, p.predicted)));
@@ -241,6 +241,7 @@ const VIEWS = {
       el("div", { class: "certify", id: "certify-" + name }, el("div", { class: "hint" }, "Certify: randomized smoothing of this (uncorrupted) image at σ; 1,000 noisy samples.")));
   } },
 };
+const METHOD_NAMES = { saliency: "Saliency", gradcam: "Grad-CAM", smoothgrad: "SmoothGrad", integrated_gradients: "Integrated gradients", occlusion: "Occlusion" };
 const CORRUPTIONS_MNIST = ["shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale", "rotate", "brightness", "translate", "stripe", "fog", "spatter", "dotted_line", "zigzag", "canny_edges"];
 const CORRUPTIONS_COMMON = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"];
 
