@@ -36,6 +36,7 @@ def serve(model_paths, dataset, data_dir, domain, port, host):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog from now on, so the URL printed below answers
     except OSError as e:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror or e} (try another --port)") from None
@@ -44,7 +45,8 @@ def serve(model_paths, dataset, data_dir, domain, port, host):
                f"warming each model's functions...", err=True)
     from kerascnn.serve import build, create_app
 
-    app = create_app(build(subjects))
+    # on loopback, only loopback names: a web page cannot reach it through a name of its own (DNS rebinding)
+    app = create_app(build(subjects), hosts=list(LOOPBACK) + ["[::1]"] if host in LOOPBACK else None)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     if host not in LOOPBACK:

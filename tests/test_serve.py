@@ -321,6 +321,18 @@ def test_oversized_bodies_and_pictures_get_413(world):
     assert response.status_code == 413 and "3000x3000" in response.json()["error"]
 
 
+def test_on_loopback_only_loopback_host_names_are_answered(world):
+    from starlette.testclient import TestClient
+
+    from kerascnn.serve import create_app
+
+    server, _, _, _, _ = world
+    app = create_app(server, hosts=["127.0.0.1", "localhost"])
+    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/api/models").status_code == 200
+    assert TestClient(app, base_url="http://localhost:8000").get("/api/models").status_code == 200
+    assert TestClient(app, base_url="http://attacker.example:8000").get("/api/models").status_code == 400
+
+
 def test_unknown_paths_and_methods_are_json_errors(world):
     _, client, _, _, _ = world
     assert client.get("/api/nothing").status_code == 404 and "error" in client.get("/api/nothing").json()
@@ -437,29 +449,32 @@ def test_sixteen_clients_over_loopback_get_answers_and_memory_stays_bounded(worl
 
 
 # ---------------------------------------------------------------------------- the command
-def test_the_command_prints_its_url_warns_off_loopback_and_stops_on_ctrl_c(tiny_model_path, idx_dir):
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_command_prints_its_url_warns_off_loopback_and_stops_on_ctrl_c(tiny_model_path, idx_dir, host):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-c", "from cli.main import cli; cli()", "serve", "--model",
-                                str(tiny_model_path), "--data-dir", str(idx_dir), "--port", "0", "--host", "0.0.0.0"],
+                                str(tiny_model_path), "--data-dir", str(idx_dir), "--port", "0", "--host", host],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = ""
         end = time.monotonic() + 240
         while "http://" not in line and time.monotonic() < end and process.poll() is None:
             line = process.stdout.readline()
-        assert line.startswith("kerascnn serve: http://0.0.0.0:"), line
+        assert line.startswith(f"kerascnn serve: http://{host}:"), line
         port = int(line.split(":")[3].split("/")[0])
         import httpx
 
         models = httpx.get(f"http://127.0.0.1:{port}/api/models", timeout=30).json()["models"]
         assert models[0]["input_shape"] == [28, 28, 1]
+        elsewhere = httpx.get(f"http://127.0.0.1:{port}/api/models", headers={"Host": "elsewhere.example"})
+        assert elsewhere.status_code == (400 if host == "127.0.0.1" else 200)  # loopback: loopback names only
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, err
-    assert "anyone who can reach this address" in err and "Traceback" not in err
+    assert ("anyone who can reach this address" in err) == (host != "127.0.0.1") and "Traceback" not in err
 
 
 def test_the_command_refuses_a_port_in_use_in_one_line(tiny_model_path, idx_dir):

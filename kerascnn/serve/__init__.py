@@ -67,8 +67,8 @@ def _is_subject(model) -> bool:
     return isinstance(model, Subject)
 
 
-def create_app(server):
-    """The Starlette app of a Server (kerascnn.serve.app)."""
+def create_app(server, hosts: list[str] | None = None):
+    """The Starlette app of a Server (kerascnn.serve.app); `hosts`: the Host headers it answers (None: any)."""
     from kerascnn.serve.app import create_app as make
 
-    return make(server)
+    return make(server, hosts)

@@ -24,6 +24,8 @@ import threading
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Mount, Route
@@ -148,8 +150,9 @@ async def failed(request, exc):
     return error(f"the server failed on this request ({type(exc).__name__}); see the server's log", 500)
 
 
-def create_app(server: Server) -> Starlette:
-    """The app serving `server`'s models."""
+def create_app(server: Server, hosts: list[str] | None = None) -> Starlette:
+    """The app serving `server`'s models; `hosts`: the Host headers it answers (None: any), so that a
+    page bound to loopback cannot be reached through another name pointed at it (DNS rebinding)."""
     routes = [
         Route("/", page),
         Route("/api/models", models_route),
@@ -172,7 +175,8 @@ def create_app(server: Server) -> Starlette:
         yield
         server.jobs.shutdown()
 
+    middleware = [] if hosts is None else [Middleware(TrustedHostMiddleware, allowed_hosts=hosts)]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found, Exception: failed},
-                    lifespan=lifespan)
+                    lifespan=lifespan, middleware=middleware)
     app.state.server = server
     return app
