@@ -114,17 +114,22 @@ def png(pixels: np.ndarray, max_side: int | None = None) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def colour(values: np.ndarray, signed: bool, scale: float | None = None) -> np.ndarray:
+def colour(values: np.ndarray, signed: bool, scale: float | None = None, see_through: bool = False) -> np.ndarray:
     """A map (h, w) -> (h, w, 4) uint8 RGBA: signed maps red (+) / blue (-), others in 'inferno';
-    `scale` the value drawn at full strength (None: the map's largest magnitude)."""
+    `scale` the value drawn at full strength (None: the map's largest magnitude); `see_through`: the
+    opacity follows the magnitude (for an overlay on the image)."""
     from matplotlib import colormaps
 
     v = np.asarray(values, np.float64)
     top = float(scale if scale else np.max(np.abs(v))) or 1.0
     if signed:
-        return (colormaps["RdBu_r"](np.clip(0.5 + 0.5 * v / top, 0, 1)) * 255).astype(np.uint8)
-    return (colormaps["inferno"](np.clip(v / top, 0, 1)) * 255).astype(np.uint8)
+        rgba = colormaps["RdBu_r"](np.clip(0.5 + 0.5 * v / top, 0, 1))
+    else:
+        rgba = colormaps["inferno"](np.clip(v / top, 0, 1))
+    if see_through:
+        rgba[..., 3] = np.clip(np.abs(v) / top, 0, 1) ** 0.5
+    return (rgba * 255).astype(np.uint8)
 
 
-def map_png(values: np.ndarray, signed: bool, scale: float | None = None) -> str:
-    return png(colour(values, signed, scale))
+def map_png(values: np.ndarray, signed: bool, scale: float | None = None, see_through: bool = False) -> str:
+    return png(colour(values, signed, scale, see_through))

@@ -114,7 +114,8 @@ def explain(server, body: dict) -> dict:
     values = function(served.subject.model, pixels[None], np.array([target]), **options, **domain_args(served))[0]
     signed = method != "gradcam"
     out = {"model": served.name, "index": index, "label": label, "method": method, "target": target,
-           "map": map_png(values, signed), "input": png(pixels), "signed": signed,
+           "map": map_png(values, signed), "overlay": map_png(values, signed, see_through=True), "input": png(pixels),
+           "signed": signed,
            "range": [float(values.min()), float(values.max())]}
     if body.get("values"):
         out["values"] = values.tolist()

@@ -19,7 +19,7 @@ const pct = (p) => (100 * p).toFixed(1) + "%";
 // ------------------------------------------------------------------ state (kept in the URL hash)
 const DEFAULTS = { view: "inside", source: "draw", index: "", draw: "", models: "", layer: "", channel: "",
   method: "saliency", target: "", eps: "0.1", norm: "linf", attack: "fgsm", corruption: "", severity: "3",
-  sigma: "0.25", kind: "class", cls: "", opacity: "0.6" };
+  sigma: "0.25", kind: "class", cls: "", opacity: "0.85" };
 const state = { ...DEFAULTS };
 let MODELS = [];           // from GET /api/models
 let last = {};             // the last answer per model, for Save JSON
@@ -202,7 +202,7 @@ const VIEWS = {
     return card(name, verdict(p, info.classes),
       el("div", { class: "pair" },
         el("figure", {}, el("div", { class: "overlay" }, el("img", { src: png(e.input), alt: "input" }),
-          el("img", { src: png(e.map), class: "map", style: `opacity:${state.opacity}`, alt: "map" })), el("figcaption", {}, `${METHOD_NAMES[e.method]} for class ${info.classes[e.target]}`)),
+          el("img", { src: png(e.overlay), class: "map", style: `opacity:${state.opacity}`, alt: "map" })), el("figcaption", {}, `${METHOD_NAMES[e.method]} for class ${info.classes[e.target]}`)),
         el("figure", {}, el("img", { src: png(e.map), alt: "map alone", style: "width:196px;height:196px" }),
           el("figcaption", { class: "scale" }, `${e.signed ? "blue − / red +" : "0 → max"} · ${e.range[0].toPrecision(2)} … ${e.range[1].toPrecision(2)}`))),
       el("div", { style: "margin-top:10px" }, barsWithRows(p.probabilities, info.classes, p.label, p.predicted)));
