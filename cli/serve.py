@@ -26,8 +26,9 @@ def serve(model_paths, dataset, data_dir, domain, port, host):
     layer's maps, saliency / Grad-CAM / SmoothGrad / integrated gradients / occlusion, FGSM as you
     move eps, PGD and APGD with progress, corruptions and certified radii; several --model side by side.
 
-    Prints the page's URL; Ctrl-C stops it. The page's JSON API (POST /api/predict, /api/activations,
-    /api/explain, /api/attack, ...; GET /api/models) is described in README.
+    Prints the page's URL; Ctrl-C stops it. Scripts can call the page's JSON API too (POST
+    /api/predict, /api/activations, /api/explain, /api/attack, ...; GET /api/models): see
+    `python -c "import kerascnn.serve; help(kerascnn.serve)"`.
     """
     import socket
 
