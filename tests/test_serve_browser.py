@@ -167,7 +167,7 @@ def test_an_uploaded_picture_is_shown_as_the_model_receives_it(page, url, tmp_pa
     assert page.locator("#input-note").inner_text() == "your picture"
 
 
-def test_save_json_keeps_the_views_numbers_and_its_link(page, url):
+def test_save_json_and_png_keep_the_view(page, url):
     import json
 
     page.goto(url + "#models=cnn&view=explain&source=test&index=4&method=gradcam")
@@ -177,3 +177,6 @@ def test_save_json_keeps_the_views_numbers_and_its_link(page, url):
     saved = json.loads(open(download.value.path()).read())
     assert saved["state"]["method"] == "gradcam" and "index=4" in saved["link"]
     assert saved["answers"]["cnn"]["explain"]["method"] == "gradcam"
+    with page.expect_download() as download:
+        page.click("#save-png")
+    assert open(download.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
