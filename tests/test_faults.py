@@ -113,7 +113,7 @@ COMMANDS = [
 ]
 MODEL_COMMANDS = [c for c in COMMANDS if c.reads_model]
 FORCE_COMMANDS = [c for c in COMMANDS if c.force]
-WRITES_NOTHING = {"summary"}  # prints only
+WRITES_NOTHING = {"summary", "serve"}  # summary prints; serve answers requests
 
 
 def test_every_command_has_a_row():
