@@ -83,7 +83,8 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, metri
     avg-sensitivity, local Lipschitz, sparseness, complexity, random-logit) beside the deletion/insertion
     areas and the re-initialised model's rank correlation, with the best method on each; the
     sensitivity metrics re-explain 400 noisy copies of each of the first 5 images. Writes metrics.png
-    and result.json (every setting). The shipped cnn, --count 100, 2 CPU cores: about 3 minutes.
+    and result.json (every setting). The shipped cnn, --count 100: about 2 minutes on 2 idle CPU
+    cores (README, Explanations; 96 s of it the sensitivity metrics).
 
     \b
     Examples:  kerascnn explain --digit 3
