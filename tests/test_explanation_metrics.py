@@ -214,3 +214,38 @@ def test_bad_input_is_one_line_with_exit_2(args, fragment, tiny, tmp_path):
     ran = cli("explain", *tiny, *args, "--out", tmp_path / "o")
     assert_one_line_error(ran, fragment, exit_code=2)
     assert not (tmp_path / "o").exists()
+
+
+def test_the_numbers_agree_with_quantus_where_it_is_installed(square):
+    """Quantus is not a dependency (benchmarks/check_quantus.py says how to install it beside the pins);
+    one image per call, where its normalisation (one max per call) and ours (per map) coincide."""
+    quantus = pytest.importorskip("quantus")
+    model, _ = square
+    x = images(n=6, seed=7)
+    y = model.predict_on_batch(x).argmax(axis=1)
+
+    def explain_func(model, inputs, targets, **_):
+        v = np.asarray(inputs, np.float32).reshape((-1,) + SHAPE)
+        return attributions.pixel_maps(attributions.saliency(model, v, np.asarray(targets)))
+
+    maps = explain_func(model, x, y)
+    quiet = dict(disable_warnings=True, display_progressbar=False)
+
+    def theirs(metric, **kw):
+        return np.concatenate([np.ravel(metric(model=model, x_batch=x[i:i + 1], y_batch=y[i:i + 1],
+                                               a_batch=maps[i:i + 1], channel_first=False, batch_size=1, **kw))
+                               for i in range(len(x))])
+
+    np.testing.assert_allclose(metrics.sparseness(maps), theirs(quantus.Sparseness(**quiet)), rtol=1e-6)
+    np.testing.assert_allclose(metrics.complexity(maps), theirs(quantus.Complexity(**quiet)), rtol=1e-6)
+    off = np.concatenate([metrics.off_classes(y[i:i + 1], 3, 42) for i in range(len(y))])
+    np.testing.assert_allclose(metrics.random_logit(maps, explain_func(model, x, off)),
+                               theirs(quantus.RandomLogit(num_classes=3, **quiet), explain_func=explain_func),
+                               rtol=1e-5)
+    ours = metrics.faithfulness_correlation(lambda v: model.predict_on_batch(v), x, y, maps, subset_size=9)
+    diff = ours - theirs(quantus.FaithfulnessCorrelation(subset_size=9, return_aggregate=False, **quiet))
+    assert abs(diff.mean()) <= 3 * diff.std(ddof=1) / np.sqrt(len(diff)) + 1e-3
+    high, mean = metrics.sensitivity(maps, np.stack([explain_func(model, c, np.repeat(t, 200)) for c, t in
+                                                     zip(metrics.uniform_copies(x, 200, 0.2), y)]))
+    diff = mean - theirs(quantus.AvgSensitivity(**quiet), explain_func=explain_func)
+    assert abs(diff.mean()) <= 3 * diff.std(ddof=1) / np.sqrt(len(diff)) + 1e-3
