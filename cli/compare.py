@@ -6,10 +6,8 @@ import time
 import click
 
 from cli.common import guarded, quiet_tensorflow
-from cli.output import emit
-from cli.study_options import engine_options, study_folder
+from cli.study_options import engine_options
 from cli.train import recipe_options
-from kerascnn.experiments import compare as experiment
 from kerascnn.experiments.compare import Options
 from kerascnn.training import fit as training
 from kerascnn.training.config import TrainConfig
@@ -67,15 +65,18 @@ def compare(seeds, first_seed, epochs, batch_size, lr, lr_schedule, val_size, va
                       engine=engine)
     options.check()
     quiet_tensorflow()
+    from kerascnn.api.studies import run_compare
 
-    started = time.perf_counter()
-    with options.pool() as pool, study_folder(out_dir, "compare", pool, force=force) as where:
+    def starting(where: str) -> None:
         click.echo(f"Comparing without and with batch norm on {train.task.name}: {seeds} seed(s) x 2 = {2 * seeds} runs "
                    f"of {epochs} epoch(s), batch {batch_size}, lr schedule {lr_schedule}, "
                    f"{training.resolve_precision(precision)}, {where} -> {out_dir}/")
-        result = experiment.run(options, progress=click.echo, verbose=1 if verbose else 0, pool=pool)
-        click.echo("")
-        emit(experiment, result, out_dir, "compare", force=True)
+
+    started = time.perf_counter()
+    result = run_compare(options, force=force, notify=click.echo, starting=starting, verbose=1 if verbose else 0)
+    click.echo("")
+    click.echo(result.table())
+    click.echo(f"wrote {out_dir}/: {' '.join(result.files)}")
     reused = sum(run.reused for run in result.runs)
     click.echo(f"{2 * seeds} runs{f' ({reused} reused)' if reused else ''} in {time.perf_counter() - started:.0f} s "
                f"(runs in {out_dir}/runs/)")

@@ -207,6 +207,7 @@ def test_a_model_taking_0_255_folds_its_domain_once(pets):
 # ---------------------------------------------------------------------------- shown
 def test_every_result_shows_itself(pets):
     import matplotlib.figure
+    import matplotlib.pyplot as plt
 
     import kerascnn as kc
 
@@ -215,6 +216,8 @@ def test_every_result_shows_itself(pets):
                    kc.explain(model, (x, y), index=1, method="saliency")):
         figures = result.figures()
         assert figures and all(isinstance(f, matplotlib.figure.Figure) for f in figures.values())
+        for figure in figures.values():  # the caller owns them
+            plt.close(figure)
         page = result._repr_html_()
         assert page.count("<img") == len(figures) and "data:image/png;base64," in page
         assert result.table().splitlines()[0] in page.replace("&#x27;", "'")

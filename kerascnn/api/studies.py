@@ -11,7 +11,7 @@ from kerascnn.api.results import Result
 from kerascnn.experiments import compare as _compare
 from kerascnn.training.config import TrainConfig
 
-__all__ = ["compare", "study_folder"]
+__all__ = ["compare", "run_compare", "study_folder"]
 
 
 @contextlib.contextmanager
@@ -63,9 +63,19 @@ def compare(data=None, *, out="runs/compare", seeds: int = 3, first_seed: int = 
                            **fields)
     options = _compare.Options(train=recipe, seeds=seeds, first_seed=first_seed, out_dir=str(out), jobs=jobs,
                                address=address, engine=engine)
+    return run_compare(options, force=force, notify=notify)
+
+
+def run_compare(options: _compare.Options, *, force: bool = False, notify=None, starting=None,
+                verbose: int = 0) -> Result:
+    """The study of `options` in its folder (held and locked; finished runs reused), its figures and
+    result.json written beside its runs. `starting(engine description)` is called once the folder is
+    held, before the first run."""
     options.check()
-    with options.pool() as pool, study_folder(str(out), "compare", pool, force=force):
-        raw = _compare.run(options, progress=notify or (lambda line: None), verbose=0, pool=pool)
+    with options.pool() as pool, study_folder(str(options.out_dir), "compare", pool, force=force) as where:
+        if starting is not None:
+            starting(where)
+        raw = _compare.run(options, progress=notify or (lambda line: None), verbose=verbose, pool=pool)
         result = Result(_compare, raw, "compare")
-        result.save(out, force=True)
+        result.save(options.out_dir, force=True)
     return result
