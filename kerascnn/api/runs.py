@@ -12,7 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from kerascnn.api.calls import check_batch_size, with_options
+from kerascnn.api.calls import with_options
 from kerascnn.api.inputs import ArrayTask, as_task, subject
 from kerascnn.errors import BadValue
 from kerascnn.training.config import TrainConfig
@@ -270,7 +270,3 @@ def export(model=None, out=None, *, format: str = "savedmodel", data=None, input
         what = "random images"
     return exporter.export(s.logits_model, out, format=format, class_names=s.class_names, check_images=images,
                            images_kind=what)
-
-
-def check_count(value, param):
-    return check_batch_size(value, param)
