@@ -35,7 +35,7 @@ def activations(subject, pick, layers, out_dir, force, as_json):
 
     subject = subject(command="activations")
     result = kc.activations(subject, index=pick.index, class_name=pick.class_name, image=pick.image, layers=names)
-    emit(None, result, out_dir, "activations", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [activations]

@@ -79,7 +79,7 @@ def _run(experiment, subject, options, label: str, out_dir, force, as_json, name
 
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
     result = getattr(kc.attack, name)(subject, progress=on_terminal(), **fields)
-    emit(None, result, out_dir, f"attack {name}", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 @attack.command()

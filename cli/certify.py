@@ -67,7 +67,7 @@ def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, out_dir,
     subject = subject(command="certify")
     result = kc.certify(subject, sigma=sigma, n0=n0, n=n, alpha=alpha, count=count, predict=predict, attack=attack,
                         seed=seed, progress=on_terminal())
-    emit(None, result, out_dir, "certify", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [certify]

@@ -96,7 +96,7 @@ def corruptions(subject, suite, corruptions, severities, count, baseline, others
     subject = subject(command="corruptions")
     result = kc.corruptions(subject, suite=suite, corruptions=corruptions, severities=severities, count=count,
                             source=source, baseline=baseline, others=tuple(others), seed=seed, progress=on_terminal())
-    emit(None, result, out_dir, "corruptions", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [corruptions]

@@ -24,7 +24,7 @@ def evaluate(subject, out_dir, force, as_json):
     subject = subject(command="evaluate")
     result = kc.evaluate(subject)
     click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
-    emit(None, result, out_dir, "evaluate", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [evaluate]

@@ -115,7 +115,7 @@ def explain(subject, pick, methods, target, layer, ig_steps, faithfulness, metri
     result = kc.explain(subject, **picked, method=methods, target=target, layer=layer, ig_steps=ig_steps,
                         faithfulness=faithfulness, metrics=metrics or False, count=count, randomise=randomise,
                         attack=attack, progress=on_terminal())
-    emit(None, result, out_dir, "explain", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [explain]

@@ -62,7 +62,7 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
 
     subject = subject(command="filters")
     result = kc.filters(subject, layer=layer, filter=chosen, maximize=maximize, steps=steps if maximize else None)
-    emit(None, result, out_dir, "filters", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [filters]

@@ -51,7 +51,7 @@ def occlude(subject, pick, label, patch, stride, fill, draw_map, out_dir, force,
     subject = subject(command="occlude")
     result = kc.occlude(subject, index=pick.index, class_name=pick.class_name, image=pick.image, label=label,
                         patch=patch, stride=stride, fill=fill, map=draw_map, progress=on_terminal())
-    emit(None, result, out_dir, "occlude", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [occlude]

@@ -140,7 +140,7 @@ def robustness(dataset, data_dir, models, domain, attacks, version, norm, eps, s
 
     fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
     result = kc.robustness(subject, progress=on_terminal(), **fields)  # a --count past the test split: refused
-    emit(None, result, out_dir, "robustness", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, address, engine, as_json) -> None:
@@ -176,7 +176,9 @@ def _study(dataset, data_dir, models, domain, options, out_dir, force, jobs, add
             f"{total} runs, {where} -> {out_dir}/")
         result = experiment.run(study, progress=say, pool=pool)
         say("")
-        emit(experiment, result, out_dir, "robustness", force=True, as_json=as_json, protect=models)
+        from kerascnn.api.results import Result
+
+        emit(Result(experiment, result, "robustness", protect=models), out_dir, force=True, as_json=as_json)
     say(f"{total} runs{f' ({result.reused} reused)' if result.reused else ''} in {time.perf_counter() - started:.0f} s "
         f"(runs in {out_dir}/runs/)")
 
@@ -230,7 +232,7 @@ def transfer(dataset, data_dir, sources, evals, norm, eps, steps, count, fit, do
 
     result = kc.transfer(source_subjects, eval_subjects if evals else None, norm=norm, eps=eps, steps=steps,
                          count=count, fit=fit, notify=lambda line: click.echo(line, err=True))
-    emit(None, result, out_dir, "transfer", force=force, as_json=as_json)
+    emit(result, out_dir, force=force, as_json=as_json)
 
 
 COMMANDS = [robustness, transfer]

@@ -110,14 +110,14 @@ def test_report_with_retrain_has_the_curves(tmp_path, idx_dir):
 
 
 def test_report_includes_a_compare_folder(tmp_path, idx_dir, tiny_model_path):
-    from cli.output import emit
+    from kerascnn.api.results import Result
     from kerascnn.experiments import compare
     from kerascnn.study.seeds import aggregate
     from tests.test_compare import fake_run
 
     runs = [fake_run(bn, s, 0.99 + 0.001 * s) for bn in (False, True) for s in range(2)]
     result = aggregate(runs, {"train": {"epochs": 2, "batch_size": 16, "lr_schedule": "cosine"}, "seeds": 2})
-    emit(compare, result, tmp_path / "cmp", "compare")  # what `kerascnn compare` writes
+    Result(compare, result, "compare").save(tmp_path / "cmp")  # what `kerascnn compare` writes
     config = quick(tmp_path, idx_dir, model=str(tiny_model_path), bn_model=str(tiny_model_path),
                    compare_dir=str(tmp_path / "cmp"),
                    options={name: values | {"steps": 1} for name, values in SHRUNK.items()})
