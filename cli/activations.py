@@ -4,13 +4,14 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, image_options, subject_options
+from cli.lists import CommaList
 from cli.output import emit, json_option, out_options
 
 
 @click.command()
 @subject_options
 @image_options
-@click.option("--layers", default=None, metavar="A,B,...",
+@click.option("--layers", default=None, type=CommaList(tuple, "A,B,..."),
               help="Comma-separated layers with (h, w, channels) output (default: the convolution layers, 4 spread "
                    "from the first to the last in a deeper network; at most 64 maps a layer are drawn; "
                    "for the MNIST CNN conv1,conv2 = the rectified maps, after batch norm and ReLU in "
@@ -30,11 +31,10 @@ def activations(subject, pick, layers, out_dir, force, as_json):
     Example:  kerascnn activations --digit 7 --layers conv1,conv2
     """
 
-    names = None if layers is None else tuple(n.strip() for n in layers.split(",") if n.strip())
     import kerascnn as kc
 
     subject = subject(command="activations")
-    result = kc.activations(subject, index=pick.index, class_name=pick.class_name, image=pick.image, layers=names)
+    result = kc.activations(subject, index=pick.index, class_name=pick.class_name, image=pick.image, layers=layers)
     emit(result, out_dir, force=force, as_json=as_json)
 
 

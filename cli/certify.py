@@ -38,10 +38,15 @@ def _n_at_least_n0(ctx, param, value):
               help="Also attack each certified image within its own radius (L2 APGD with EOT, AutoAttack's rand "
                    "version) and ask the smoothed classifier again: a changed class is a broken certificate.")
 @click.option("--seed", type=int, default=default_of(Options, "seed"), show_default=True, help="Seeds the noise.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=default_of(Options, "precision"),
+              show_default=True,
+              help="bf16: the model's bfloat16 copy classifies the noisy images, about twice the samples a second "
+                   "on CPUs with AVX512_BF16; the certificate is then that copy's (0.5% of cnn_smooth's noisy "
+                   "predictions differ from fp32's).")
 @out_options("certify")
 @json_option
 @guarded
-def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, out_dir, force, as_json):
+def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, precision, out_dir, force, as_json):
     """Certified robustness: an L2 radius per image that no perturbation can cross.
 
     Randomized smoothing (Cohen, Rosenfeld & Kolter 2019): the smoothed classifier predicts the
@@ -66,7 +71,7 @@ def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, out_dir,
 
     subject = subject(command="certify")
     result = kc.certify(subject, sigma=sigma, n0=n0, n=n, alpha=alpha, count=count, predict=predict, attack=attack,
-                        seed=seed, progress=on_terminal())
+                        seed=seed, precision=precision, progress=on_terminal())
     emit(result, out_dir, force=force, as_json=as_json)
 
 

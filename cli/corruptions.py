@@ -4,22 +4,21 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, subject_options
+from cli.lists import CommaList
 from cli.output import emit, json_option, on_terminal, out_options
 from kerascnn.corrupt import SEVERITIES, SUITES
+from kerascnn.errors import BadValue
 from kerascnn.experiments.corruptions import SOURCES, Options
 
 
 def _names(ctx, param, value):
+    """--corruption's items (CommaList: no empty one) checked against the suite, when it is known."""
     if value is None:
         return None
-    names = [v.strip() for v in str(value).split(",")]
-    if not all(names):
-        raise click.BadParameter(f"an empty name in {value!r}: give names separated by single commas")
     from kerascnn.corrupt import check_names
     from kerascnn.corrupt import names as suite_names
-    from kerascnn.errors import BadValue
 
-    names = tuple(dict.fromkeys(names))
+    names = tuple(dict.fromkeys(value))
     suite = ctx.params.get("suite")
     if suite is None:  # the suite follows the task, known later: a name of neither suite is refused now
         unknown = [n for n in names if not any(n in suite_names(s) for s in SUITES)]
@@ -33,15 +32,15 @@ def _names(ctx, param, value):
         raise click.BadParameter(e.message) from None
 
 
-def _severities(ctx, param, value):
-    parts = [v.strip() for v in str(value).split(",")]
+def _severities(items: tuple) -> tuple:
+    """--severity's items (kerascnn.lists.split_list) -> whole numbers 1-5, repeats dropped."""
     try:
-        found = tuple(dict.fromkeys(int(v) for v in parts))
+        found = tuple(dict.fromkeys(int(v) for v in items))
     except ValueError:
-        raise click.BadParameter(f"give whole numbers 1-5 separated by commas, got {value!r}") from None
+        raise BadValue("severities", f"give whole numbers 1-5 separated by commas, got {','.join(items)!r}") from None
     bad = [s for s in found if s not in SEVERITIES]
     if bad:
-        raise click.BadParameter(f"a severity must be 1-5, got {bad[0]}")
+        raise BadValue("severities", f"a severity must be 1-5, got {bad[0]}")
     return found
 
 
@@ -50,10 +49,10 @@ def _severities(ctx, param, value):
 @click.option("--suite", type=click.Choice(list(SUITES)), default=None, is_eager=True,
               help="mnist-c: MNIST-C's 15 (shot noise ... canny edges); common: ImageNet-C's 15 (gaussian noise "
                    "... jpeg), any size and channel count. Default: mnist-c for 28x28 grey images, else common.")
-@click.option("--corruption", "corruptions", default=None, callback=_names, metavar="C1,C2,...",
+@click.option("--corruption", "corruptions", default=None, type=CommaList(tuple, "C1,C2,..."), callback=_names,
               help="Only these corruptions of the suite, comma-separated (default: all 15).")
 @click.option("--severity", "severities", default=",".join(str(s) for s in SEVERITIES), show_default=True,
-              callback=_severities, metavar="S1,S2,...", help="Severities, 1 (mild) to 5 (harsh), comma-separated.")
+              type=CommaList(_severities, "S1,S2,..."), help="Severities, 1 (mild) to 5 (harsh), comma-separated.")
 @click.option("--count", type=click.IntRange(min=1), default=default_of(Options, "count"), show_default=True,
               help="The first N test images.")
 @click.option("--baseline", default=None, metavar="MODEL",

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, subject_options
-from cli.output import emit, json_option, out_options
+from cli.output import emit, full_paths, json_option, out_options
+from kerascnn.outputs.paths import shown_text
 
 
 @click.command()
@@ -23,7 +24,8 @@ def evaluate(subject, out_dir, force, as_json):
 
     subject = subject(command="evaluate")
     result = kc.evaluate(subject)
-    click.echo(f"model {subject.path} on {subject.task.name} ({subject.task.describe()})", err=as_json)
+    line = f"model {subject.path} on {subject.task.name} ({subject.task.describe()})"
+    click.echo(shown_text(line, full=full_paths()), err=as_json)  # relative paths unless --full-paths
     emit(result, out_dir, force=force, as_json=as_json)
 
 

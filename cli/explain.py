@@ -5,34 +5,18 @@ from __future__ import annotations
 import click
 
 from cli.common import default_of, guarded, image_options, subject_options
+from cli.lists import CommaList
 from cli.output import emit, json_option, on_terminal, out_options
-from kerascnn.errors import BadValue
 from kerascnn.experiments.faithfulness import Options as FaithfulnessOptions
 from kerascnn.experiments.explanation_metrics import METRICS, parse_metrics
 from kerascnn.attributions.gradients import METHODS, Settings, parse_methods
 
 
-def _methods(ctx, param, value):
-
-    try:
-        return parse_methods(value)
-    except BadValue as e:
-        raise click.BadParameter(e.message) from None
-
-
-def _metrics(ctx, param, value):
-
-    try:
-        return None if value is None else parse_metrics(value)
-    except BadValue as e:
-        raise click.BadParameter(e.message) from None
-
-
 @click.command()
 @subject_options
 @image_options(required=False)
-@click.option("--method", "methods", default="all", callback=_methods,
-              metavar="M[,M...]", help=f"Methods, comma-separated, or all (default): {', '.join(METHODS)}.")
+@click.option("--method", "methods", default="all", type=CommaList(parse_methods, "M[,M...]"),
+              help=f"Methods, comma-separated, or all (default): {', '.join(METHODS)}.")
 @click.option("--target", default=None, metavar="NAME|N",
               help="The class whose logit is explained (default: the predicted class). With --attack: the "
                    "attack's target class (default: 4, or the last class).")
@@ -43,7 +27,7 @@ def _metrics(ctx, param, value):
 @click.option("--faithfulness", is_flag=True,
               help="Score every method by deletion and insertion over --count test images, against a random "
                    "order, and run the model-randomisation check (default --out runs/explain-faithfulness).")
-@click.option("--metrics", is_flag=False, flag_value="all", default=None, callback=_metrics, metavar="[M,...]",
+@click.option("--metrics", is_flag=False, flag_value="all", default=None, type=CommaList(parse_metrics, "[M,...]"),
               help="Score every method with Quantus' metrics (all, or some of: " + ", ".join(METRICS) + ") over "
                    "--count test images (default --out runs/explain-metrics).")
 @click.option("--count", type=click.IntRange(min=1), default=None,

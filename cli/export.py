@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from cli.common import guarded, subject_options
+from cli.output import full_paths, full_paths_option
+from kerascnn.outputs.paths import shown_path
 from kerascnn.errors import UserError
 from kerascnn.exporting import exporter as export_lib
 
@@ -15,6 +17,7 @@ from kerascnn.exporting import exporter as export_lib
                    "replaced only when it is an earlier export; nothing else is ever deleted.")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "onnx", "litert"]), default="savedmodel",
               show_default=True, help="onnx and litert need the export extra: pip install \"kerascnn[export]\" (or -e \".[export]\" in a checkout).")
+@full_paths_option
 @guarded
 def export(subject, out, fmt):
     """Export the model and check the artifact with its real consumer before putting it in place.
@@ -38,7 +41,7 @@ def export(subject, out, fmt):
         what = "random images"
     result = export_lib.export(subject.logits_model, out, format=fmt, class_names=subject.class_names,
                                check_images=images, images_kind=what)
-    click.echo(f"exported {subject.path} -> {result.path} ({fmt}; input images (None, "
+    click.echo(f"exported {shown_path(subject.path, full_paths())} -> {result.path} ({fmt}; input images (None, "
                f"{', '.join(map(str, subject.input_shape))}) -> logits, probabilities over {subject.num_classes} classes)")
     for check in result.checks:
         click.echo(f"checked by {check.consumer} on {result.images} {result.images_kind}: max |difference| "

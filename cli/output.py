@@ -26,19 +26,46 @@ def out_options(folder: str):
 
 
 def json_option(func):
+    """--json (the command receives `as_json`) and --full-paths (kept in the context for `emit`)."""
+    func = full_paths_option(func)
     return click.option("--json", "as_json", is_flag=True,
                         help="Print result.json instead of the table (messages go to stderr).")(func)
+
+
+def _remember_full_paths(ctx, param, value):
+    ctx.meta[FULL_PATHS] = bool(value)
+
+
+#: Where --full-paths is kept in the Click context (the command's own signature does not change).
+FULL_PATHS = "kerascnn.full_paths"
+
+
+def full_paths_option(func):
+    """--full-paths: absolute paths in the printed summary (default: relative to the working folder,
+    or run and file names, kerascnn.outputs.paths). result.json keeps absolute paths either way."""
+    return click.option("--full-paths", is_flag=True, expose_value=False, callback=_remember_full_paths,
+                        help="Name files by absolute paths in the printed summary (default: relative to the "
+                             "working folder, or by run and file name; result.json keeps absolute ones).")(func)
+
+
+def full_paths() -> bool:
+    """Whether the running command was given --full-paths (False outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get(FULL_PATHS))
 
 
 def emit(result, out_dir: str, *, force: bool = False, as_json: bool = False) -> Path:
     """Writes a Python API Result into `out_dir` (`result.save`: figures, arrays, result.json, whole or
     not at all, the folder marked as its command's output), then prints its table and summary, or the
-    JSON with `as_json`."""
+    JSON with `as_json`. The table names files relative to the working folder (or by run and file
+    name) unless the command was given --full-paths; the JSON is result.json, absolute paths and all."""
+    from kerascnn.outputs.paths import shown_text
+
     result.save(out_dir, force=force)
     if as_json:
         click.echo(store.dumps_json(result.to_dict()))
     else:
-        click.echo(result.table())
+        click.echo(shown_text(result.table(), full=full_paths()))
     click.echo(f"wrote {out_dir}/: {' '.join(result.files)}", err=as_json)
     return Path(out_dir)
 

@@ -7,6 +7,7 @@ import click
 
 from cli.common import guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
+from cli.lists import CommaList
 from kerascnn.experiments import ON_A_MODEL
 from kerascnn.reporting.build import ReportConfig, build_report
 
@@ -27,11 +28,14 @@ from kerascnn.reporting.build import ReportConfig, build_report
               help="Train cnn and cnn_bn afresh (the default recipe, into OUT/models/) instead of loading models.")
 @click.option("--compare", "compare_dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="A folder written by `kerascnn compare`: its table, verdict and curves join the report.")
-@click.option("--sections", default=None, metavar="A,B,...",
+@click.option("--sections", default=None, type=CommaList(lambda items: tuple(dict.fromkeys(items)), "A,B,..."),
               help=f"Only these experiments (comma-separated): {', '.join(ON_A_MODEL)}.")
+@click.option("--full-paths", is_flag=True,
+              help="Name the models and data by absolute paths (default: relative to the working folder, or by "
+                   "run folder and file name, so that the report can be shared).")
 @domain_options
 @guarded
-def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, domain, sections):
+def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_dir, sections, full_paths, domain):
     """Run the whole study and write one self-contained report.html (and report.md).
 
     In order: the network and its parameters; training curves and test accuracy of the models; then
@@ -54,7 +58,7 @@ def report(out_dir, force, dataset, data_dir, model, bn_model, retrain, compare_
 
     config = ReportConfig(out_dir=out_dir, dataset=dataset, data_dir=data_dir, model=model, bn_model=bn_model,
                           retrain=retrain, compare_dir=compare_dir, force=force, domain=domain,
-                          sections=None if sections is None else tuple(s.strip() for s in sections.split(",")))
+                          sections=sections, full_paths=full_paths)
     config.check()
     quiet_tensorflow()
 

@@ -9,6 +9,7 @@ import click
 
 from cli.common import RUNS, build_subject, default_of, finite, guarded, quiet_tensorflow, task_options
 from cli.domain_options import domain_options
+from cli.lists import CommaList
 from cli.output import emit, json_option, on_terminal, out_options
 from cli.study_options import engine_options, study_folder
 from kerascnn import SAVED_MODELS
@@ -20,24 +21,15 @@ from kerascnn.experiments.transfer import Options as TransferOptions
 from kerascnn.outputs.folders import check_output_folder
 
 
-def _attacks(ctx, param, value):
-    names = tuple(dict.fromkeys(v.strip().lower() for v in str(value).split(",") if v.strip()))
+def _attacks(items: tuple) -> tuple:
+    """--attack's items (kerascnn.lists.split_list) -> known names, lower-cased, repeats dropped."""
+    names = tuple(dict.fromkeys(v.lower() for v in items))
     bad = [n for n in names if n not in ATTACKS + ("fgm",)]
-    if not names or bad:
-        raise click.BadParameter(f"choose from {', '.join(ATTACKS)} (comma-separated), got {value!r}")
+    if bad:
+        raise BadValue("attacks", f"unknown {bad[0]!r}: choose from {', '.join(ATTACKS)} (comma-separated)")
     if "autoattack" in names and set(names) & set(ATTACKS[2:-1]):
-        raise click.BadParameter(f"give autoattack or some of its components, not both (got {value!r})")
+        raise BadValue("attacks", f"give autoattack or some of its components, not both (got {','.join(items)})")
     return names
-
-
-def _epsilons(ctx, param, value):
-    if value is None:
-        return None
-
-    try:
-        return check_epsilons(value)
-    except BadValue as e:
-        raise click.BadParameter(e.message) from None
 
 
 def _models(ctx, param, value):
@@ -59,7 +51,7 @@ def _eps_help() -> str:
                    "MNIST; runs/<dataset>_cnn otherwise.")
 @domain_options
 @click.option("--attack", "attacks", default=",".join(default_of(Options, "attacks")), show_default=True,
-              callback=_attacks, metavar="A1,A2,...",
+              type=CommaList(_attacks, "A1,A2,..."),
               help="Attacks, comma-separated: fgsm (one step; FGM for l2), pgd, autoattack (the --version's "
                    "ensemble), or AutoAttack's components run in the order given: apgd-ce, apgd-dlr, apgd-t, fab, "
                    "fab-t, square.")
@@ -68,7 +60,7 @@ def _eps_help() -> str:
                                       "(restarts, more components) or rand (EOT, for models with randomness).")
 @click.option("--norm", type=click.Choice(["linf", "l2"]), default=default_of(Options, "norm"), show_default=True,
               help="The threat model: the largest pixel change (linf) or the L2 length of the change.")
-@click.option("--eps", default=None, callback=_epsilons, metavar="E1,E2,...",
+@click.option("--eps", default=None, type=CommaList(check_epsilons, "E1,E2,..."),
               help=f"Radii, comma-separated, each >= 0 (default: {_eps_help()}).")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Iterations: PGD's steps (default 40), APGD's and FAB's iterations (default 100, AutoAttack's).")

@@ -251,7 +251,7 @@ def test_activations_of_an_own_picture(tmp_path, idx_dir, tiny_model_path):
     (["--class", "zebra"], "--class: 'zebra' is not a class"),
     (["--digit", 1, "--layers", "conv1,fc9"], "--layers: 'fc9' is not a layer of the model"),
     (["--digit", 1, "--layers", "fc1"], "has no maps"),
-    (["--digit", 1, "--layers", ","], "--layers: is empty"),
+    (["--digit", 1, "--layers", ","], "'--layers': ',' has an empty item"),
     (["--digit", 1, "--index", 2], "choose exactly one image"),
 ])
 def test_activations_refuses_bad_choices(args, fragment, idx_dir, tiny_model_path, tmp_path):

@@ -77,6 +77,29 @@ def test_counts_add_up_are_seeded_and_do_not_depend_on_the_batch():
         assert other.shape == (5, 2) and np.all(other.sum(axis=1) == 300)
 
 
+def test_bf16_samples_through_a_bfloat16_copy_of_the_model_with_the_same_noise():
+    """precision="bf16": the model's mixed_bfloat16 copy (its logits are w.x + b to bfloat16's 8 bits)
+    classifies the same noisy images, so far from the boundary the counts are fp32's, and they are
+    exactly those of the copy run in fp32 mode; the model itself is not changed."""
+    from kerascnn.model.twin import bfloat16_twin
+
+    model, w, b = linear_two_class()
+    images = np.random.default_rng(2).uniform(0, 1, (4, 6, 6, 1)).astype(np.float32)
+    twin = bfloat16_twin(model)
+    logits = np.asarray(twin(images), np.float64)
+    assert twin(images).dtype.name == "bfloat16" and model(images).dtype.name == "float32"
+    np.testing.assert_allclose(logits[:, 1], images.reshape(4, -1) @ w + b, atol=0.05 * np.abs(w).sum())
+    half = smoothing.counts(model, images, 400, 0.3, seed=4, precision="bf16")
+    np.testing.assert_array_equal(half, smoothing.counts(twin, images, 400, 0.3, seed=4))
+    full = smoothing.counts(model, images, 400, 0.3, seed=4)
+    assert np.all(half.sum(axis=1) == 400) and np.abs(half - full).max() <= 8  # only boundary samples differ
+    far = np.full((2, 6, 6, 1), 0.5, np.float32) + 2.0 * np.sign(w).reshape(1, 6, 6, 1)
+    np.testing.assert_array_equal(smoothing.counts(model, far, 300, 0.25, precision="bf16"), [[0, 300]] * 2)
+    with pytest.raises(BadValue) as error:
+        smoothing.counts(model, images, 10, 0.3, precision="fp16")
+    assert error.value.param == "precision"
+
+
 @pytest.mark.parametrize("kwargs, param", [({"sigma": 0}, "sigma"), ({"sigma": -1}, "sigma"), ({"n": 50}, "n"),
                                            ({"n0": 0}, "n0"), ({"alpha": 0}, "alpha"), ({"alpha": 1.5}, "alpha")])
 def test_bad_settings_name_their_parameter(kwargs, param):

@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+import kerascnn
 from kerascnn.errors import UserError
 from kerascnn.outputs.document import Image, Paragraph, Section, Table, render_html, render_markdown
 from kerascnn.reporting.build import ReportConfig, build_report
@@ -104,7 +105,8 @@ def test_report_with_retrain_has_the_curves(tmp_path, idx_dir):
     for name in ("cnn", "cnn_bn"):  # both models in the training table, with their own test accuracy
         accuracy = json.loads((out / "models" / name / "metrics.json").read_text())["test_accuracy"]
         assert re.search(rf"<td>{name}</td>.*?{100 * accuracy:.2f}%", page, re.S)
-    assert f"models: cnn = {out / 'models' / 'cnn' / 'model.keras'}" in page
+    # named by run folder and file (outside the working folder), never by this machine's absolute path
+    assert "models: cnn = cnn/model.keras; cnn_bn = cnn_bn/model.keras" in page and str(tmp_path) not in page
     assert result.numbers["evaluation"]["accuracy"] == pytest.approx(
         json.loads((out / "models" / "cnn" / "metrics.json").read_text())["test_accuracy"])
 
@@ -201,8 +203,12 @@ def test_report_cli_runs(tmp_path, idx_dir, tiny_model_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "[3/3]" in result.output and "report written" in result.output
     assert (tmp_path / "r" / "report.html").stat().st_size > 100_000
-    assert f"models: run = {folder / 'model.keras'}; model = {tiny_model_path}" in (
-        tmp_path / "r" / "report.html").read_text()
+    page, md = ((tmp_path / "r" / name).read_text() for name in ("report.html", "report.md"))
+    for text in (page, md):  # named by run folder and file, not by absolute path (--full-paths asks for them)
+        assert f"models: run = run/model.keras; model = {tiny_model_path.parent.name}/model.keras" in text
+        assert str(tmp_path) not in text and str(idx_dir) not in text
+        assert f"kerascnn {kerascnn.__version__}, TensorFlow" in text
+    assert "  run (run/model.keras): test accuracy" in result.output and str(folder) not in result.output
 
 
 def test_rendering_escapes_text_and_aligns_numbers():
@@ -221,6 +227,14 @@ def test_sections_choose_the_experiments_and_a_wrong_name_is_one_line(tmp_path, 
     result = cli("report", "--out", tmp_path / "r", "--model", tiny_model_path, "--data-dir", idx_dir,
                  "--sections", "evaluation,filters")
     assert result.exit_code == 0, result.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "models: model = model" in page and str(tmp_path) not in page and str(idx_dir) not in page
+    full = cli("report", "--out", tmp_path / "r", "--model", tiny_model_path, "--data-dir", idx_dir,
+               "--sections", "evaluation", "--full-paths")
+    assert full.exit_code == 0, full.output
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert f"models: model = {tiny_model_path}" in page and str(idx_dir) in page
+    assert f"({tiny_model_path})" in full.output
     lines = [line for line in result.output.splitlines() if line.startswith("[2/3]")]
     assert lines == ["[2/3] experiment 1/3: Test predictions", "[2/3] experiment 2/3: Filters of conv1",
                      "[2/3] experiment 3/3: Filter 23 of conv2"]  # MNIST-shaped IDX digits: the assignment's filter 23

@@ -56,7 +56,10 @@ class Result:
 
     # ------------------------------------------------------------------ the numbers
     def _json_data(self) -> dict:
-        data = self.raw.to_dict() | self._extra
+        from kerascnn import __version__
+
+        # the version that wrote it first, so that a reader knows which code the numbers came from
+        data = {"kerascnn_version": __version__} | self.raw.to_dict() | self._extra
         if len(self._subjects) == 1:
             data["input_domain"] = self._subjects[0].domain_dict()
         elif self._subjects:

@@ -46,7 +46,9 @@ GRADIENT_FREE = ("square",)
 def check_components(names) -> tuple[str, ...]:
     """Component names (a list or 'a,b') -> a tuple in the order given, each known."""
     if isinstance(names, str):
-        names = [n.strip().lower() for n in names.split(",") if n.strip()]
+        from kerascnn.lists import split_list
+
+        names = [n.lower() for n in split_list(names, "components")]
     names = tuple(dict.fromkeys(names))
     bad = [n for n in names if n not in COMPONENTS]
     if not names or bad:

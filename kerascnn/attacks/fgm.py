@@ -48,12 +48,16 @@ def check_eps(eps, param: str = "eps") -> float:
 def check_epsilons(values, param: str = "eps") -> tuple[float, ...]:
     """One or more radii (a list, or text like '0,0.1,0.3') -> sorted distinct floats, each checked."""
     if isinstance(values, str):
-        parts = [p for p in values.replace(" ", "").split(",")]
+        from kerascnn.lists import split_list
+
+        values = split_list(values, param)  # '0.1,', ',0.1', ',' and '0.1,,0.3' are refused there
+    items = np.atleast_1d(np.asarray(values, dtype=object)).tolist()
+    for i, v in enumerate(items):  # text items ('0.1' from the command line) read as numbers
         try:
-            values = [float(p) for p in parts]
+            items[i] = float(v) if isinstance(v, str) else v
         except ValueError:
-            raise BadValue(param, f"{values!r}: give numbers separated by commas, e.g. 0,0.1,0.3") from None
-    values = [check_eps(v, param) for v in np.atleast_1d(np.asarray(values, dtype=object)).tolist()]
+            raise BadValue(param, f"{v!r} is not a number: give numbers separated by commas, e.g. 0,0.1,0.3") from None
+    values = [check_eps(v, param) for v in items]
     if not values:
         raise BadValue(param, "is empty: give at least one radius")
     return tuple(sorted(set(values)))

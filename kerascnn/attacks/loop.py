@@ -36,7 +36,9 @@ def parse_classes(spec: str, num_classes: int | None = None) -> list[int]:
     if not text:
         raise BadValue("classes", "is empty: give e.g. all, 0-9, 3,5,8 or 0-4,7")
     classes: set[int] = set()
-    for part in text.split(","):
+    from kerascnn.lists import split_list
+
+    for part in split_list(text, "classes"):  # '3,', ',3', ',' and '3,,5' are refused there
         match = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not match:
             raise BadValue("classes", f"{spec!r}: cannot read {part!r} (give e.g. all, 0-9, 3,5,8 or 0-4,7)")

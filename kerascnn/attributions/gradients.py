@@ -75,12 +75,12 @@ class Settings:
 
 def parse_methods(spec) -> tuple[str, ...]:
     """'saliency,gradcam', 'all' or a sequence of names -> the methods in METHODS order; BadValue("method") otherwise."""
-    names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec)]
+    from kerascnn.lists import split_list
+
+    names = [str(m).lower() for m in split_list(spec, "method")]  # an empty item ('saliency,,gradcam') is refused
     if names == ["all"]:
         return METHODS
-    if "" in names and len(names) > 1:  # 'saliency,,gradcam': a name left out, as --eps 0.1,,0.2 is refused
-        raise BadValue("method", f"an empty name in {spec!r}: choose from {', '.join(METHODS)} (comma-separated)")
-    names = [{"ig": "integrated-gradients", "grad-cam": "gradcam"}.get(m, m) for m in names if m]
+    names = [{"ig": "integrated-gradients", "grad-cam": "gradcam"}.get(m, m) for m in names]
     unknown = [m for m in names if m not in METHODS]
     if unknown or not names:
         what = f"unknown method {unknown[0]!r}" if unknown else "no method given"

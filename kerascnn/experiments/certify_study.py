@@ -62,10 +62,10 @@ def figures(result: Result) -> dict:
 
     c, m = result.certified, result.minimal.attack
     out = certify.figures(c)
-    out["radius_vs_minimal.png"] = plots.radius_against_minimal(
-        c.radius, m.distance, c.prediction == c.labels,
-        f"{c.model}: certified radius (smoothed, sigma {c.options.sigma:g}) and the smallest L2 change that "
-        f"fools the base model ({len(c.labels)} test images)")
+    title = (f"{c.model}: certified radius (smoothed, sigma {c.options.sigma:g}) and the smallest L2 change\nthat "
+             f"fools the base model ({len(c.labels)} test images)")
+    out["radius_vs_minimal.png"] = plots.radius_against_minimal(c.radius, m.distance, c.prediction == c.labels, title,
+                                                                cap=c.radius_cap, n=c.options.n)
     return out
 
 

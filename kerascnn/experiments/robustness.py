@@ -205,8 +205,9 @@ def figures(result: Result) -> dict:
     from kerascnn.plots import robustness as plots
 
     o = result.options
-    out = {"robustness.png": plots.robustness_curves(curves(result), f"{result.model}: accuracy under attack on "
-                                                                      f"{len(result.labels)} test images ({o.norm})", o.norm)}
+    title = f"{result.model}: accuracy under attack on {len(result.labels)} test images ({o.norm})"
+    pixels = int(np.prod(np.shape(result.originals)[1:])) or None  # L2's whole pixel range is sqrt(pixels)
+    out = {"robustness.png": plots.robustness_curves(curves(result), title, o.norm, pixels=pixels)}
     examples = examples_figure(result)
     if examples is not None:
         out["examples.png"] = examples

@@ -35,8 +35,13 @@ DEFAULT_SOURCE = "default"
 
 def parse_range(text: str) -> tuple[float, float]:
     """'LO,HI' -> (lo, hi), both finite and lo < hi; BadValue("input_range") otherwise."""
-    parts = [p.strip() for p in str(text).split(",")]
-    if len(parts) != 2 or not all(parts):
+    from kerascnn.lists import split_list
+
+    try:
+        parts = split_list(str(text), "input_range")  # an empty item ('0,', ',255', '0,,255') is refused there
+    except BadValue as e:
+        raise BadValue("input_range", f"{e.message}; expected LO,HI such as 0,255 or -1,1") from None
+    if len(parts) != 2:
         raise BadValue("input_range", f"expected LO,HI such as 0,255 or -1,1, got {text!r}")
     try:
         low, high = (float(p) for p in parts)

@@ -11,10 +11,20 @@ __all__ = ["robustness_curves", "adversarial_examples", "norm_histogram", "unive
 _STYLES = ("-", "--", ":", "-.")
 
 
-def robustness_curves(curves: list[dict], title: str, norm: str):
+def pixel_range_eps(norm: str, pixels: int | None = None) -> float | None:
+    """The eps at which the ball around any image holds every image of the pixel range [0, 1]: 1 in
+    linf, sqrt(values per image) in L2 (None when `pixels` is unknown). From there an attack can turn
+    any image into one of another class, so 0% is the setting's doing, not a finding."""
+    if norm == "linf":
+        return 1.0
+    return float(np.sqrt(pixels)) if pixels else None
+
+
+def robustness_curves(curves: list[dict], title: str, norm: str, pixels: int | None = None):
     """Accuracy against eps. curves: [{"label", "eps", "accuracy", "clean" (or None), "model"}]; lines
     of one model share a colour, attacks differ by line style; each model's clean accuracy is a
-    dotted horizontal line."""
+    dotted horizontal line. Where eps reaches the whole pixel range (pixel_range_eps; `pixels`: values
+    per image, for L2), that stretch is shaded and labelled: accuracy there is forced to 0."""
     fig = new_figure(6.4, 4.0)
     ax = fig.subplots()
     models = list(dict.fromkeys(c.get("model", "") for c in curves))
@@ -38,6 +48,14 @@ def robustness_curves(curves: list[dict], title: str, norm: str):
             if len(models) == 1:
                 ax.annotate(f"clean {clean:.1%}", (1.0, clean), xycoords=("axes fraction", "data"), ha="right",
                             va="bottom", fontsize=7, color=colors[m])
+    whole = pixel_range_eps(norm, pixels)
+    largest = max((max(c["eps"], default=0) for c in curves), default=0)
+    if whole is not None and largest >= whole:
+        ax.axvline(whole, color="0.35", lw=1.2, ls="-.")
+        ax.annotate(f"eps {whole:.3g} = the whole pixel range:\nany image can become any other,\nso 0% from here on is "
+                    "forced by eps,\nnot found by the attack", (whole, 0.55), xycoords="data", ha="right",
+                    va="center", fontsize=7.5, color="0.25", xytext=(-4, 0), textcoords="offset points",
+                    bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": "0.6", "alpha": 0.9})
     ax.set_xlabel(f"eps ({'largest pixel change' if norm == 'linf' else 'L2 length of the change'})")
     ax.set_ylabel("accuracy under attack")
     ax.set_ylim(-0.02, 1.05)
@@ -136,19 +154,38 @@ def transfer_matrix(matrix: np.ndarray, sources: list[str], targets: list[str], 
     return fig
 
 
-def certified_curve(radius, correct, abstained: float, title: str):
-    """Certified accuracy against L2 radius: the fraction of images right with a radius >= r, a step
-    down at each image's radius; the abstention rate in the legend."""
-    import numpy as np
+def _at_cap(radius, cap: float) -> np.ndarray:
+    """(N,) bool: the radii that sit at the cap n puts on them (within rounding)."""
+    return np.isclose(np.asarray(radius, float), cap, rtol=1e-6, atol=1e-9) & (np.asarray(radius, float) > 0)
 
+
+def _cap_line(ax, cap: float, n: int | None, at_cap: int, total: int, top: float) -> None:
+    """The largest radius n samples can certify, drawn as a labelled line with the stretch beyond it
+    shaded: radii at the line are bounded by the setting (all n noisy samples agreed), not measured
+    on the images."""
+    samples = "n" if n is None else f"n = {n:,}"
+    ax.axvline(cap, color="C1", ls="--", lw=1.2,
+               label=f"{samples} caps the radius at {cap:.3g} (all samples agree):\n{at_cap} of {total} images "
+                     "sit at the cap, a limit of the setting")
+    ax.axvspan(cap, max(top, cap), color="C1", alpha=0.12, lw=0,
+               label=f"beyond the cap: no radius is certifiable\nwith {samples} (a larger n raises the cap)")
+
+
+def certified_curve(radius, correct, abstained: float, title: str, cap: float | None = None, n: int | None = None):
+    """Certified accuracy against L2 radius: the fraction of images right with a radius >= r, a step
+    down at each image's radius; the abstention rate in the legend. `cap`: the largest radius the
+    setting can certify (n samples all agreeing), drawn as a labelled line with the number of images
+    at it, so that a drop there reads as the setting's limit, not the model's."""
     fig = new_figure(6.4, 4.0)
     ax = fig.subplots()
     radius = np.asarray(radius, float)
     right = np.sort(radius[np.asarray(correct, bool)])
-    top = max(float(radius.max(initial=0)) * 1.1, 0.5)
+    top = max(float(radius.max(initial=0)) * 1.1, 0.5, 0.0 if cap is None else cap * 1.25)
     grid = np.linspace(0, top, 400)
     curve = [(right >= r).sum() / len(radius) for r in grid]
     ax.plot(grid, curve, color="C0", label=f"certified (abstained {abstained:.1%})")
+    if cap is not None:
+        _cap_line(ax, cap, n, int(_at_cap(radius, cap).sum()), len(radius), top)
     ax.set_xlabel("L2 radius (pixels in [0, 1])")
     ax.set_ylabel("certified accuracy")
     ax.set_ylim(-0.02, 1.05)
@@ -159,25 +196,27 @@ def certified_curve(radius, correct, abstained: float, title: str):
     return fig
 
 
-def radius_against_minimal(radius, minimal, correct, title: str):
+def radius_against_minimal(radius, minimal, correct, title: str, cap: float | None = None, n: int | None = None):
     """Each image's certified radius (x) against the smallest L2 change fooling the base model (y);
-    the diagonal marks where the two are equal."""
-    import numpy as np
-
+    the diagonal marks where the two are equal; `cap` (the largest radius n samples can certify) a
+    labelled vertical line."""
     fig = new_figure(5.2, 4.4)
     ax = fig.subplots()
     radius, minimal, correct = (np.asarray(a) for a in (radius, minimal, correct))
     found = np.isfinite(minimal)
-    top = max(float(np.max(radius, initial=0)), float(np.max(minimal[found], initial=0)), 0.1) * 1.1
+    top = max(float(np.max(radius, initial=0)), float(np.max(minimal[found], initial=0)), 0.1,
+              0.0 if cap is None else cap) * 1.1
     ax.scatter(radius[correct & found], minimal[correct & found], s=14, color="C0", label="certified right")
     ax.scatter(radius[~correct & found], minimal[~correct & found], s=14, color="C3", marker="x",
                label="wrong or abstained")
     ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
+    if cap is not None:
+        _cap_line(ax, cap, n, int(_at_cap(radius, cap).sum()), len(radius), top)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("certified L2 radius of the smoothed model")
     ax.set_ylabel("smallest L2 change fooling the base model")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=7 if cap is not None else 8, loc="upper left" if cap is None else "best")
     ax.set_title(title, fontsize=9)
     return fig

@@ -30,7 +30,8 @@ from kerascnn.model.domain import InputDomain
 from kerascnn.model.subject import Subject
 from kerascnn.outputs import folders as outputs
 from kerascnn.outputs import store
-from kerascnn.outputs.document import Image, Paragraph, Row, Section, render_html, render_markdown
+from kerascnn.outputs.document import Image, Paragraph, Row, Section, Table, render_html, render_markdown
+from kerascnn.outputs.paths import shown_path, shown_text
 from kerascnn.reporting.plan import HEAVY_OPTIONS, is_heavy, plan
 from kerascnn.reporting.training import training_section
 from kerascnn.training import fit as training
@@ -57,6 +58,7 @@ class ReportConfig:
     seed: int = 0
     domain: InputDomain | None = None  # what --model and --bn-model take (None: read off each model)
     sections: tuple | None = None     # the experiments to run (names of ON_A_MODEL; None: all)
+    full_paths: bool = False          # name models and data by absolute paths (default: relative, or run names)
 
     @property
     def task(self) -> Task:
@@ -118,6 +120,26 @@ def experiment_section(section_id: str, title: str, module, result, figures) -> 
     return Section(section_id, title, blocks)
 
 
+def _without_full_paths(section: Section) -> Section:
+    """The section with every absolute path in its text, captions and table cells shown as
+    kerascnn.outputs.paths.shown_path shows it (the experiments' captions name their model's file)."""
+
+    def block(b):
+        if isinstance(b, Paragraph):
+            return dataclasses.replace(b, text=shown_text(b.text))
+        if isinstance(b, Table):
+            return dataclasses.replace(b, caption=shown_text(b.caption), header=[shown_text(str(h)) for h in b.header],
+                                       rows=[[shown_text(v) if isinstance(v, str) else v for v in row]
+                                             for row in b.rows])
+        if isinstance(b, Image):
+            return dataclasses.replace(b, caption=shown_text(b.caption))
+        if isinstance(b, Row):
+            return Row([block(item) for item in b.items])
+        return b
+
+    return dataclasses.replace(section, blocks=[block(b) for b in section.blocks])
+
+
 class Figures:
     """Saves each figure as OUT/<name> and keeps its bytes for embedding."""
 
@@ -168,7 +190,8 @@ def _train_models(config: ReportConfig, out: Path, progress) -> list[Model]:
     for name, batchnorm in (("cnn", False), ("cnn_bn", True)):
         train_config = dataclasses.replace(base, batchnorm=batchnorm, out_dir=os.fspath(out / "models" / name))
         final = Path(config.out_dir) / "models" / name  # `out` is the temporary folder, renamed at the end
-        progress(f"  training {name}: {base.epochs} epoch(s), batch {base.batch_size} -> {final}")
+        progress(f"  training {name}: {base.epochs} epoch(s), batch {base.batch_size} -> "
+                 f"{shown_path(final, config.full_paths)}")
         result = training.train(train_config, data, verbose=0, callbacks=(epoch_lines(progress, base.epochs),),
                                 notify=progress)
         subject = Subject(result.model, base.task, final / "model.keras")
@@ -196,7 +219,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
         subject = models[0].subject
         for m in models:
             m.test = evaluation.run(m.subject, evaluation.Options()).evaluation
-            progress(f"  {m.name} ({m.subject.path}): test accuracy {m.test.accuracy:.2%}")
+            progress(f"  {m.name} ({shown_path(m.subject.path, config.full_paths)}): test accuracy "
+                     f"{m.test.accuracy:.2%}")
         sections = [network_section(subject, task), training_section(models, figures, config.compare_dir)]
         steps = [s for s in plan(task, subject) if config.sections is None or s[2] in config.sections]
         keras.utils.set_random_seed(config.seed)
@@ -220,7 +244,7 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
 
         meta = [f"kerascnn {__version__}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
                 f"generated {time.strftime('%Y-%m-%d %H:%M')} in {seconds['total']:.0f} s",
-                "models: " + "; ".join(f"{m.name} = {m.subject.path}" for m in models)
+                "models: " + "; ".join(f"{m.name} = {shown_path(m.subject.path, config.full_paths)}" for m in models)
                 + f"; the experiments use {models[0].name}",
                 f"data: {task.name}, {task.input_shape}, {task.num_classes} classes ({task.describe()})",
                 f"input domain: {subject.domain.describe()} ({subject.domain.source})"]
@@ -229,6 +253,8 @@ def build_report(config: ReportConfig, progress: Callable[[str], None] = lambda 
                         f"({'; '.join(f'{k}: {v}' for k, v in HEAVY_OPTIONS.items())}), the first convolution "
                         "layer's filters maximised, and one occlusion map")
         title = f"kerascnn: {subject.name} on {task.name}, studied end to end"
+        if not config.full_paths:  # a report is made to be shared: no absolute path of this machine in it
+            meta, sections = [shown_text(line) for line in meta], [_without_full_paths(s) for s in sections]
         store.write_text(out / "report.html", render_html(title, meta, sections))
         store.write_text(out / "report.md", render_markdown(title, meta, sections))
         names = [p.name for p in figures.paths]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 def report(out="runs/report", *, data=None, model=None, bn_model=None, retrain: bool = False, compare_dir=None,
-           sections=None, input_range=None, preprocess=None, force: bool = False, options=None, notify=None):
+           sections=None, input_range=None, preprocess=None, force: bool = False, options=None, notify=None,
+           full_paths: bool = False):
     """Runs every experiment with the commands' defaults on `model` (and `bn_model` beside it) and
     writes report.html, report.md and their figures into `out`.
 
@@ -15,6 +16,8 @@ def report(out="runs/report", *, data=None, model=None, bn_model=None, retrain: 
         sections: the experiments to run, e.g. ("evaluation", "occlusion") (None: all).
         options: per experiment, {field: value} over its defaults ({"nontargeted": {"steps": 50}}).
         notify: a function given each line of news (None: silent).
+        full_paths: name models and data by absolute paths (default: relative to the working folder,
+            or by run folder and file name, so that the report can be shared).
 
     Returns:
         ReportResult: `.html`, `.markdown`, `.figures`, `.seconds` per section, `.numbers` per section.
@@ -26,11 +29,13 @@ def report(out="runs/report", *, data=None, model=None, bn_model=None, retrain: 
     choose_kernels()
     task = as_task(data)
     if isinstance(sections, str):
-        sections = tuple(s.strip() for s in sections.split(","))
+        from kerascnn.lists import split_list
+
+        sections = split_list(sections, "sections")
     config = ReportConfig(out_dir=str(out), dataset=task.dataset, data_dir=task.data_dir,
                           model=None if model is None else str(model), bn_model=None if bn_model is None else str(bn_model),
                           retrain=retrain, compare_dir=compare_dir, force=force,
                           domain=domain_of(input_range, preprocess), options=dict(options or {}),
-                          sections=None if sections is None else tuple(sections))
+                          sections=None if sections is None else tuple(sections), full_paths=full_paths)
     config.check()
     return build_report(config, progress=notify or (lambda line: None))

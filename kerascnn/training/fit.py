@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from kerascnn import __version__
 from kerascnn.cpu import choose_kernels
 from kerascnn.data.pipelines import shuffled_batches
 from kerascnn.data.tasks import Splits
@@ -150,7 +151,7 @@ def train(config: TrainConfig, data: Splits | None = None, verbose: int | str = 
         "images_per_second": round(len(data.x_train) * len(history) / train_seconds, 1) if train_seconds else None,
         "adversarial": config.adversarial and config.adversarial.to_dict(), "resumed_from_epoch": done,
         "data_source": data.source,
-        "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+        "kerascnn_version": __version__, "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
         "cpu": cpu.to_dict(),  # the CPU and its kernels, as chosen when the process started (kerascnn.cpu)
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
