@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from cli.common import default_of, guarded, subject_options
+from cli.common import guarded, subject_options
 from cli.output import emit, json_option, out_options
-from kerascnn.experiments.maximize import Options as MaximizeOptions
+from kerascnn.experiments.maximize import STEPS, STYLES
 
 
 def _filter_value(ctx, param, value):
@@ -26,12 +26,22 @@ def _filter_value(ctx, param, value):
 @click.option("--maximize", is_flag=True,
               help="Also find the input that maximises each filter's mean activation (gradient ascent from grey "
                    "noise, keras-io's recipe), drawn beside its raw kernel (default --out runs/filters-maximize).")
-@click.option("--steps", type=click.IntRange(min=1), default=default_of(MaximizeOptions, "steps"), show_default=True,
-              help="With --maximize: gradient ascent steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help=f"With --maximize: ascent steps [default: {STEPS['plain']} plain, {STEPS['lucid']} lucid].")
+@click.option("--style", type=click.Choice(STYLES, case_sensitive=False), default=None,
+              help="With --maximize: plain (keras-io's ascent on the pixels) [default], lucid (lucid's regularisers: "
+                   "a decorrelated Fourier image, random shift / scale / rotation at every step) or both (side by "
+                   "side, each with its activation and high-frequency share).")
+@click.option("--class", "class_", default=None, metavar="NAME|N|all",
+              help="With --maximize: maximise the logit of a class (a name or number; MNIST: a digit), or of "
+                   "all classes, instead of a layer's filters: what the model takes for each class.")
+@click.option("--diversity", type=int, default=None, metavar="N",
+              help="With --style lucid or both: N images per filter or class, pushed apart by lucid's diversity "
+                   "term (off by default).")
 @out_options("filters")
 @json_option
 @guarded
-def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
+def filters(subject, layer, filter_, maximize, steps, style, class_, diversity, out_dir, force, as_json):
     """Draw a convolution layer's raw kernels on one colour scale centred on zero.
 
     A first layer: its kernels in one grid (RGB models: each input channel). A later layer with
@@ -45,23 +55,43 @@ def filters(subject, layer, filter_, maximize, steps, out_dir, force, as_json):
     OUT/maximize_<layer>[_<N>].png (each input beside its kernel for a first layer; a later layer's
     kernels in filters_<layer>.png beside it), maximize.npy (the inputs, unclipped) and result.json.
 
+    --style lucid: lucid's regularised feature visualisation (Olah et al., Distill 2017): the image is a
+    Fourier spectrum scaled by 1/frequency (colours decorrelated for RGB), squashed into [0, 1], and
+    randomly shifted, scaled and rotated at every Adam step, so that it holds the feature rather than
+    high-frequency noise. --style both draws plain and lucid side by side. The table gives, for each
+    style, the objective on the final input in [0, 1] pixels (plain's clipped) and the share of its
+    spectral energy above half the Nyquist frequency. --class N|all: the input each class's logit
+    likes most (OUT/maximize_classes[_N].png). --diversity N: N lucid images per unit, kept apart.
+
     \b
     Example:  kerascnn filters --layer conv2 --filter 23
               kerascnn filters --maximize --layer conv2
+              kerascnn filters --maximize --style lucid --layer conv2
+              kerascnn filters --maximize --style both --class all
     """
     from click.core import ParameterSource
 
 
     ctx = click.get_current_context()
-    if not maximize and ctx.get_parameter_source("steps") != ParameterSource.DEFAULT:
-        raise click.UsageError("--steps goes with --maximize")
+    for name, value in (("--steps", steps), ("--style", style), ("--class", class_), ("--diversity", diversity)):
+        if value is not None and not maximize:
+            raise click.UsageError(f"{name} goes with --maximize")
+    if diversity is not None and diversity < 1:
+        raise click.BadParameter(f"must be a whole number of at least 1, got {diversity}", param_hint="--diversity")
+    if diversity is not None and diversity > 1 and (style or "plain").lower() == "plain":
+        raise click.UsageError("--diversity goes with --style lucid or both")
     chosen = None if filter_ == "all" else int(filter_)
+    if class_ is not None and (layer is not None or chosen is not None):
+        raise click.UsageError("--class maximises the logits: give --class or --layer / --filter, not both")
     if maximize and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         out_dir = f"{out_dir}-maximize"
     import kerascnn as kc
 
     subject = subject(command="filters")
-    result = kc.filters(subject, layer=layer, filter=chosen, maximize=maximize, steps=steps if maximize else None)
+    if class_ is not None and class_.strip().lower() != "all":
+        class_ = subject.task.class_index(class_, "class")   # a bad class: one line naming --class, exit 2
+    result = kc.filters(subject, layer=layer, filter=chosen, maximize=maximize, steps=steps,
+                        style=style.lower() if style else None, classes=class_, diversity=diversity)
     emit(result, out_dir, force=force, as_json=as_json)
 
 
