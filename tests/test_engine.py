@@ -136,3 +136,31 @@ def test_an_unreachable_cluster_is_one_line_at_once_and_leaves_no_folder(tmp_pat
         "Error: cannot reach Ray at 127.0.0.1:1: Connection refused (is `ray start --head` running there, and the "
         "port open?)"], result.output
     assert time.perf_counter() - start < 60 and not out.exists()
+
+
+def test_a_worker_s_stop_swallowed_by_a_callback_is_sent_again_not_printed(monkeypatch, capsys):
+    """_stop's KeyboardInterrupt raised inside a weakref callback reaches sys.unraisablehook, which in
+    a worker sends SIGTERM again (to stop the run at the next safe point) instead of printing a
+    traceback; anything else still goes to Python's own hook."""
+    import signal
+    import types
+
+    from kerascnn.study import workers
+
+    heard = []
+    previous = signal.signal(signal.SIGTERM, lambda *a: heard.append("SIGTERM"))
+    try:
+        monkeypatch.setattr(workers, "_STOPPING", True)
+        workers._redeliver(types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt))
+        signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a point where the pending handler runs
+        assert heard == ["SIGTERM"]
+        seen = []
+        monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
+        other = types.SimpleNamespace(exc_value=ValueError("x"), exc_type=ValueError)
+        workers._redeliver(other)
+        monkeypatch.setattr(workers, "_STOPPING", False)
+        interrupt = types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt)
+        workers._redeliver(interrupt)
+        assert seen == [other, interrupt] and heard == ["SIGTERM"]
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import traceback
 from dataclasses import dataclass
 from typing import Callable
@@ -50,6 +51,7 @@ def start_worker(threads: int, lines, tensorflow: bool) -> None:
     global _LINES
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent hears Ctrl-C and ends the workers
     signal.signal(signal.SIGTERM, _stop)          # ... with SIGTERM: see _stop
+    sys.unraisablehook = _redeliver
     os.environ.update(_thread_env(threads))
     choose_kernels()  # before any run imports TensorFlow here
     _LINES = lines
@@ -84,6 +86,17 @@ def _stop(signum, frame) -> None:
     global _STOPPING
     _STOPPING = True
     raise KeyboardInterrupt
+
+
+def _redeliver(info) -> None:
+    """sys.unraisablehook of a worker: _stop's KeyboardInterrupt raised while the interpreter ran a
+    callback (a weakref's, during garbage collection) is swallowed there, and Python would print
+    "Exception ignored ... Traceback" on the user's terminal while the run went on. Instead the
+    SIGTERM is sent again, to be raised at the next point where it can stop the run."""
+    if _STOPPING and isinstance(info.exc_value, KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+    sys.__unraisablehook__(info)
 
 
 def ray_run(work: Callable, payload, lines, threads: int, tensorflow: bool) -> Outcome:
