@@ -8,6 +8,7 @@ from cli import (
     attack,
     certify,
     compare,
+    concepts,
     corruptions,
     evaluation,
     explain,
@@ -57,6 +58,7 @@ def cli():
     Count:    kerascnn summary
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
     Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
+              kerascnn concepts --target 7   (TCAV: which concepts each class uses)
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
     Robust:   kerascnn robustness | attack minimal | attack universal | transfer
               kerascnn certify   (randomized smoothing; train --noise-sd 0.25 first)
@@ -72,8 +74,8 @@ def cli():
 
 def _register():
 
-    for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, robustness, certify,
-                   corruptions, compare, report, serve):
+    for module in (train, summary, evaluation, export, filters, activations, occlusion, explain, concepts, robustness,
+                   certify, corruptions, compare, report, serve):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(attack.attack)

@@ -5,7 +5,7 @@ Importing this package does no work: TensorFlow is imported by the modules that 
 """
 from pathlib import Path
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"  # semantic versioning; CHANGELOG.md says what each version added
 
 
 def _saved_models() -> Path:
@@ -31,7 +31,7 @@ DEFAULT_MODEL = SAVED_MODELS / "cnn" / "model.keras"
 _PUBLIC = {
     "evaluate": "kerascnn.api.inspection", "filters": "kerascnn.api.inspection",
     "activations": "kerascnn.api.inspection", "occlude": "kerascnn.api.inspection",
-    "explain": "kerascnn.api.inspection",
+    "explain": "kerascnn.api.inspection", "concepts": "kerascnn.api.inspection",
     "robustness": "kerascnn.api.robust", "certify": "kerascnn.api.robust", "corruptions": "kerascnn.api.robust",
     "transfer": "kerascnn.api.robust",
     "train": "kerascnn.api.runs", "summary": "kerascnn.api.runs", "export": "kerascnn.api.runs",

@@ -582,8 +582,8 @@ def test_every_experiment_on_a_model_is_covered_here():
     import tests.test_contract_explain as explained  # the explanation experiments' part of this contract
 
     covered = {"evaluation", "filters", "activations", "occlusion", "nontargeted", "targeted", "noise",
-               "explain", "faithfulness", "explain_attack", "maximize", "robustness_study", "certify_study",
-               "corruptions"}
+               "explain", "faithfulness", "explanation_metrics", "explain_attack", "maximize", "robustness_study", "certify_study",
+               "corruptions", "concepts"}
     assert set(ON_A_MODEL) == covered
     for name in ON_A_MODEL:
         assert any(g.startswith(f"test_{name}") for g in (*globals(), *vars(explained)))

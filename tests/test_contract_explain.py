@@ -101,6 +101,31 @@ def test_faithfulness(case):
     assert d["randomisation"]["stages"] == result.stages and set(d["scores"]) == {*METHODS, "random", "brightness"}
 
 
+def test_explanation_metrics(case):
+    """Quantus' sparseness and complexity of each image's saliency map, recomputed here from the
+    gradient of a model built here (Gini by the mean absolute difference, entropy of the shares), and
+    random-logit's off-class never the explained one."""
+    experiment = get("explanation_metrics")
+    options = experiment.Options(count=3, metrics=("sparseness", "complexity", "random-logit"),
+                                 settings=Settings(methods=("saliency",)))
+    result = experiment.run(case.subject, options)
+    images = case.x_test[:3]
+    targets = case.probabilities(images).argmax(1)
+    assert result.targets.tolist() == targets.tolist() and result.methods == ["saliency"]
+    for i, (image, k) in enumerate(zip(images, targets)):
+        x = np.abs(input_gradient(case, image, int(k)).sum(-1)).ravel()
+        x = x / x.max() + 1e-7
+        gini = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
+        assert result.values["sparseness"]["saliency"][i] == pytest.approx(gini, rel=1e-3, abs=1e-4)
+        share = np.abs(x - 1e-7) / np.abs(x - 1e-7).sum()
+        entropy = -(share * np.log(share + 1e-12)).sum()
+        assert result.values["complexity"]["saliency"][i] == pytest.approx(entropy, rel=1e-3, abs=1e-4)
+    assert np.all(np.isfinite(result.values["random-logit"]["saliency"]))
+    d = check_protocol(experiment, result, case)
+    assert list(d["metrics"]) == ["sparseness", "complexity", "random-logit"]
+    assert d["metrics"]["sparseness"]["better"] == "higher" and "faithfulness" not in d
+
+
 def test_explain_attack(case):
     from kerascnn.experiments.noise import Options as NoiseOptions
 
@@ -140,3 +165,21 @@ def test_maximize(case):
     assert (result.activation >= result.start - 1e-6).all() and np.isfinite(result.images).all()
     d = check_protocol(experiment, result, case)
     assert d["layer"] == first and len(d["activation"]) == kernel.shape[-1]
+
+
+def test_concepts(case):
+    """TCAV on every model of the contract: the CAVs at the last convolution, a score per concept, class
+    and run in [0, 1], significance at alpha / (concepts x classes), class names in the JSON."""
+    experiment = get("concepts")
+    shape = case.x_test.shape[1:]
+    bright = np.clip(case.x_test[:12] + 0.5, 0, 1)
+    concepts = (("bright", bright), ("first", case.x_test[:10]))
+    result = experiment.run(case.subject, experiment.Options(concepts=concepts, targets=(0, 1), random_runs=2,
+                                                             count=4, random_images=10))
+    assert bright.shape[1:] == shape
+    assert result.layer == case.subject.resolve_layer(case.subject.conv_layers()[-1])
+    assert result.scores.shape == (2, 2, 2) and result.random_scores.shape == (2, 2)
+    assert ((result.scores >= 0) & (result.scores <= 1)).all()
+    assert np.array_equal(result.significant, result.p_values < 0.05 / 4)
+    d = check_protocol(experiment, result, case)
+    assert d["targets"] == list(case.class_names[:2]) and set(d["concepts"]) == {"bright", "first"}

@@ -249,3 +249,20 @@ def test_the_numbers_agree_with_quantus_where_it_is_installed(square):
                                                      zip(metrics.uniform_copies(x, 200, 0.2), y)]))
     diff = mean - theirs(quantus.AvgSensitivity(**quiet), explain_func=explain_func)
     assert abs(diff.mean()) <= 3 * diff.std(ddof=1) / np.sqrt(len(diff)) + 1e-3
+
+
+def test_the_report_scores_the_explanations_beside_the_faithfulness_section(tmp_path, idx_dir, tiny_model_path):
+    from kerascnn.reporting.build import ReportConfig, build_report
+    from kerascnn.reporting.plan import REPORT_OPTIONS
+
+    chosen = REPORT_OPTIONS["explanation_metrics"]["metrics"]
+    assert not set(chosen) & set(experiment.ROBUST)  # minutes an image: left to the command, and said
+    config = ReportConfig(model=str(tiny_model_path), bn_model=str(tiny_model_path), data_dir=str(idx_dir),
+                          out_dir=str(tmp_path / "r"), sections=("explanation_metrics",),
+                          options={"explanation_metrics": {"count": 3, "nr_runs": 10}})
+    result = build_report(config)
+    assert len(result.numbers["explanation_metrics"]["indices"]) == 3
+    assert list(result.numbers["explanation_metrics"]["metrics"]) == list(chosen)
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Explanations scored along the field" in page and "Not computed here: max-sensitivity" in page
+    assert (tmp_path / "r" / "explanation_metrics_metrics.png").is_file()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import click
 import pytest
 
 from kerascnn import SAVED_MODELS
@@ -72,6 +73,10 @@ COMMANDS = [
                    "predictions.png", "confusion.png"}),
     Command("evaluate", lambda m, d: ["evaluate", *_model(m, d)],
             wrote={"confusion.png", "predictions.png", "result.json"}),
+    # the synthetic digits show one demonstration concept (thick-stroke): enough for the folder's faults
+    Command("concepts", lambda m, d: ["concepts", *_model(m, d), "--random-runs", 2, "--count", 5,
+                                      "--demo-images", 10],
+            wrote={"concepts.png", "concept_examples.png", "result.json"}),
     Command("filters", lambda m, d: ["filters", *_model(m, d)], wrote={"filters_conv1.png", "result.json"}),
     Command("activations", lambda m, d: ["activations", *_model(m, d), "--digit", 7],
             wrote={"activations.png", "result.json"}),
@@ -574,3 +579,76 @@ def test_no_bare_progress_label_when_stderr_is_not_a_terminal(command, place, id
     assert result.exit_code == 0, result.output
     label = {"robustness": "robustness (", "attack noise": "noise", "attack minimal": "minimal"}[command.name]
     assert not any(line.strip().startswith(label) for line in result.stderr.splitlines()), result.stderr
+
+
+#: Every comma-separated option of the commands (kerascnn.lists.split_list's rule, through cli.lists.CommaList
+#: or the library's parser): (the command's words, the option, two good items).
+LIST_OPTIONS = [
+    (["robustness"], "--attack", "fgsm", "pgd"),
+    (["robustness"], "--eps", "0.1", "0.3"),
+    (["explain"], "--method", "saliency", "gradcam"),
+    (["explain"], "--metrics", "sparseness", "complexity"),
+    (["corruptions"], "--corruption", "fog", "rotate"),
+    (["corruptions"], "--severity", "3", "5"),
+    (["report"], "--sections", "evaluation", "filters"),
+    (["activations", "--digit", "7"], "--layers", "conv1", "conv2"),
+    (["attack", "targeted"], "--classes", "3", "5"),
+    (["evaluate"], "--input-range", "0", "255"),
+]
+#: Issue 37's sweep: a trailing comma, a leading comma, a lone comma, and an item left out.
+SWEEP = {"trailing": "{a},", "leading": ",{a}", "lone": ",", "doubled": "{a},,{b}"}
+
+
+def test_every_list_option_of_the_commands_is_in_the_sweep():
+    """A new comma-separated option (one whose metavar lists items, A,B,...) needs a row above."""
+    from cli.main import cli as group
+
+    def options(command, words):
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                yield from options(sub, [*words, name])
+            return
+        for p in command.params:
+            if isinstance(p, click.Option) and "," in (p.metavar or getattr(p.type, "name", "") or ""):
+                yield words[0], p.opts[0]
+
+    found = set(options(group, []))
+    assert ("evaluate", "--input-range") in found and ("report", "--sections") in found
+    listed = {(words[0], option) for words, option, _, _ in LIST_OPTIONS}
+    shared = {"--input-range"}  # the same option on every command that reads a model: one row
+    assert {(w, o) for w, o in found if o not in shared} <= listed
+
+
+@pytest.mark.parametrize("case", list(SWEEP))
+@pytest.mark.parametrize("words, option, a, b", LIST_OPTIONS, ids=[f"{w[0]} {o}" for w, o, _, _ in LIST_OPTIONS])
+def test_an_empty_item_in_a_list_option_is_one_line_exit_2_and_writes_nothing(words, option, a, b, case, tmp_path,
+                                                                                 idx_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = tree(tmp_path)
+    value = SWEEP[case].format(a=a, b=b)
+    result = cli(*words, option, value, "--data-dir", idx_dir, "--out", tmp_path / "out")
+    line = error_line(result, exit_code=2)
+    assert option in line and "empty item" in line, line
+    assert tree(tmp_path) == before
+
+
+def test_a_printed_table_names_files_relative_and_full_paths_gives_them_whole(tmp_path, idx_dir, tiny_model_path,
+                                                                            monkeypatch):
+    """The table a command prints may be pasted anywhere: the model and data by run folder and file
+    name (outside the working folder) unless --full-paths; result.json keeps the absolute path."""
+    monkeypatch.chdir(tmp_path)
+    short = cli("evaluate", "--model", tiny_model_path, "--data-dir", idx_dir, "--out", tmp_path / "a")
+    assert short.exit_code == 0, short.output
+    assert f"{tiny_model_path.parent.name}/model.keras" in short.stdout
+    assert str(tiny_model_path) not in short.stdout and str(idx_dir) not in short.stdout
+    full = cli("evaluate", "--model", tiny_model_path, "--data-dir", idx_dir, "--out", tmp_path / "b", "--full-paths")
+    assert full.exit_code == 0, full.output
+    assert str(tiny_model_path) in full.stdout and str(idx_dir) in full.stdout
+    for folder in ("a", "b"):
+        assert json.loads((tmp_path / folder / "result.json").read_text())["model"] == str(tiny_model_path)
+    inside = tmp_path / "runs" / "mine" / "model.keras"  # inside the working folder: relative to it
+    inside.parent.mkdir(parents=True)
+    shutil.copy(tiny_model_path, inside)
+    here = cli("evaluate", "--model", inside, "--data-dir", idx_dir, "--out", tmp_path / "c")
+    assert here.exit_code == 0, here.output
+    assert "runs/mine/model.keras" in here.stdout and str(inside) not in here.stdout

@@ -1,4 +1,4 @@
-"""Looking at a model: evaluate, filters, activations, occlude, explain (the commands of the same names).
+"""Looking at a model: evaluate, filters, activations, occlude, explain, concepts (the commands of the same names).
 
 Every function takes the user's objects: `model` (a keras.Model, a .keras file, a run folder; None:
 the shipped MNIST cnn), `data` (None: MNIST; a tensorflow-datasets name, a folder, `(x, y)` arrays,
@@ -55,28 +55,51 @@ def evaluate(model=None, data=None, *, batch_size: int | None = None, input_rang
 
 
 def filters(model=None, data=None, *, layer: str | None = None, filter: int | None = None, maximize: bool = False,
-            steps: int | None = None, input_range=None, preprocess=None, class_names=None) -> Result:
+            steps: int | None = None, style: str | None = None, classes=None, diversity: int | None = None,
+            input_range=None, preprocess=None, class_names=None, progress: bool = True) -> Result:
     """The kernels of a convolution layer, or (maximize=True) the input each filter responds to most.
 
     Arguments:
         layer: the convolution layer (None: the first).
         filter: one filter's number (None: all of them).
         maximize: draw what each filter looks for (gradient ascent on the input) instead of its weights.
-        steps: gradient-ascent steps (with maximize only; None: the experiment's default).
+        steps: ascent steps (with maximize only; None: the experiment's default, 150 plain, 512 lucid).
+        style: with maximize, "plain" (keras-io's ascent on the pixels, the default), "lucid" (lucid's
+            regularisers: a decorrelated Fourier image, random shift / scale / rotation at every step)
+            or "both" (side by side, with the activation and high-frequency share of each).
+        classes: with maximize, maximise the logits of classes instead of a layer's filters: a class
+            (name or number), a list of them, or "all".
+        diversity: with style lucid or both, images per unit, pushed apart by lucid's diversity term.
 
     Returns:
         Result with filters.png (or maximize.png) and the kernels' numbers.
+
+    Example:
+        >>> kc.filters(layer="conv2", maximize=True, style="lucid")
+        >>> kc.filters(maximize=True, classes=7, style="both")
     """
     from kerascnn.errors import BadValue
     from kerascnn.experiments import filters as kernels
     from kerascnn.experiments import maximize as maximizing
 
-    if steps is not None and not maximize:
-        raise BadValue("steps", "goes with maximize=True")
+    for name, value in (("steps", steps), ("style", style), ("classes", classes), ("diversity", diversity)):
+        if value is not None and not maximize:
+            raise BadValue(name, "goes with maximize=True")
     s = _subject(model, data, input_range, preprocess, class_names)
     if maximize:
-        options = maximizing.Options(layer, filter, **({} if steps is None else {"steps": steps}))
-        return Result(maximizing, maximizing.run(s, options), "filters", [s])
+        chosen = None
+        if classes is not None:
+            if isinstance(classes, str) and classes.strip().lower() == "all":
+                chosen = tuple(range(s.num_classes))
+            else:
+                many = classes if isinstance(classes, (list, tuple)) else [classes]
+                chosen = tuple(s.task.class_index(k, "classes") for k in many)
+        extra = {k: v for k, v in (("steps", steps), ("style", style), ("diversity", diversity)) if v is not None}
+        options = maximizing.Options(layer, filter, classes=chosen, **extra)
+        options.check()
+        with progress_bar(progress and options.style != "plain", "feature visualisation (%)", 100) as bar:
+            raw = maximizing.run(s, options, progress=percent(bar))
+        return Result(maximizing, raw, "filters", [s])
     return Result(kernels, kernels.run(s, kernels.Options(layer, filter)), "filters", [s])
 
 
@@ -99,7 +122,11 @@ def activations(model=None, data=None, *, index=None, class_name=None, digit=Non
         from kerascnn.errors import BadValue
 
         raise BadValue("index", "choose one image: index=, class_name=, digit= or image=")
-    names = tuple(n.strip() for n in layers.split(",") if n.strip()) if isinstance(layers, str) else layers
+    if isinstance(layers, str):
+        from kerascnn.lists import split_list
+
+        layers = split_list(layers, "layers")  # an empty item ('conv1,') is refused, as --layers refuses it
+    names = layers
     return Result(experiment, experiment.run(s, experiment.Options(pick, None if names is None else tuple(names))),
                   "activations", [s])
 
@@ -196,3 +223,56 @@ def explain(model=None, data=None, *, index=None, class_name=None, digit=None, i
         raw = explain_attack.run(s, explain_attack.Options(pick=pick, attack=attack, target=target, settings=settings))
         return Result(explain_attack, raw, "explain", [s])
     return Result(single, single.run(s, single.Options(pick=pick, target=target, settings=settings)), "explain", [s])
+
+
+def _concept_pairs(concepts) -> tuple:
+    """None, {name: folder or images}, "NAME=DIR", or a list of those strings or (name, source) pairs ->
+    ((name, source), ...)."""
+    from kerascnn.data.concepts import parse_concept
+
+    if concepts is None:
+        return ()
+    if isinstance(concepts, dict):
+        return tuple(concepts.items())
+    if isinstance(concepts, str):
+        concepts = [concepts]
+    return tuple(parse_concept(c) if isinstance(c, str) else tuple(c) for c in concepts)
+
+
+def concepts(model=None, data=None, *, concepts=None, layer: str | None = None, target=None, random_runs: int = 10,
+             count: int = 100, random_images: int | None = None, demo_images: int = 50, alpha: float = 0.05,
+             seed: int = 0, input_range=None, preprocess=None, class_names=None, progress: bool = True) -> Result:
+    """TCAV (Kim et al. 2018): which concepts each class's logit uses, at one layer, with a t-test
+    against random concepts (kerascnn.experiments.concepts).
+
+    Arguments:
+        concepts: {name: folder or (N, H, W, C) images in [0, 1]}, or "NAME=DIR" strings, each of at least
+            10 images (None on MNIST: the demonstration concepts horizontal-bar, closed-loop,
+            diagonal-stroke, thick-stroke, cut from the training digits).
+        layer: where the CAVs live (None: the last convolution). target: a class, a list, or None: every class.
+        random_runs: CAVs per concept (>= 2), each against its own random training images (random_images;
+            None: as many as the largest concept has). count: test images per target class.
+        alpha: significance level before the Bonferroni correction over concepts x targets. seed: every draw.
+
+    Returns:
+        Result with concepts.png, concept_examples.png; `.score(concept, class)` (None: not significant),
+        `.uses(concept)` {"raises": [...], "lowers": [...]}.
+
+    Example:
+        >>> kc.concepts(target=7).uses("horizontal-bar")
+    """
+    from kerascnn.experiments import concepts as experiment
+
+    s = _subject(model, data, input_range, preprocess, class_names)
+    if target is None:
+        targets = None
+    else:
+        targets = tuple(s.task.class_index(k, "target") for k in
+                        (target if isinstance(target, (list, tuple)) else [target]))
+    options = experiment.Options(concepts=_concept_pairs(concepts), layer=layer, targets=targets,
+                                 random_runs=random_runs, count=count, random_images=random_images,
+                                 demo_images=demo_images, alpha=alpha, seed=seed).check()
+    with progress_bar(progress, "TCAV (%)", 100) as bar:
+        raw = experiment.run(s, options, progress=None if bar is None else
+                             (lambda done, _, total: bar(100 * done // total)))
+    return Result(experiment, raw, "concepts", [s])

@@ -32,7 +32,8 @@ class Experiment(Protocol):
     def summary(self, result: Any) -> str: ...
 
 #: The experiments that study one model, in the report's order.
-ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "explain", "faithfulness",
+ON_A_MODEL = ("evaluation", "filters", "maximize", "activations", "occlusion", "concepts", "explain",
+              "faithfulness", "explanation_metrics",
               "nontargeted", "targeted", "noise", "explain_attack", "robustness_study", "corruptions",
               "certify_study")
 

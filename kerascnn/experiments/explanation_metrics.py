@@ -14,6 +14,7 @@ import numpy as np
 from kerascnn.attributions import gradients as attributions, metrics as scores
 from kerascnn.attributions.gradients import LABELS, Settings
 from kerascnn.errors import BadValue
+from kerascnn.lists import split_list
 from kerascnn.experiments import faithfulness as faith
 from kerascnn.experiments.explain import target_class
 from kerascnn.outputs.document import Table
@@ -38,13 +39,12 @@ FROM_FAITHFULNESS = ("deletion", "insertion", "randomisation")
 
 def parse_metrics(spec) -> tuple[str, ...]:
     """'sparseness,complexity', 'all' or a sequence -> names in METRICS order; BadValue("metrics") otherwise."""
-    names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = [str(m).lower() for m in split_list(spec, "metrics")]  # an empty item is refused there
     if names == ["all"]:
         return tuple(METRICS)
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names or "" in names:
-        what = f"unknown metric {unknown[0]!r}" if unknown else "an empty metric name"
-        raise BadValue("metrics", f"{what}: choose from {', '.join(METRICS)} (comma-separated) or all")
+    if unknown := [m for m in names if m not in METRICS]:
+        raise BadValue("metrics", f"unknown metric {unknown[0]!r}: choose from {', '.join(METRICS)} "
+                                  "(comma-separated) or all")
     return tuple(m for m in METRICS if m in names)
 
 
@@ -267,14 +267,22 @@ def table(result: Result) -> Table:
                     + [_cell(per[m]) if m in per else "-" for m in result.methods]
                     + [LABELS[best] if best else "-"])
     s = result.settings
+    said = []  # the settings of the metrics computed, not of those left out
+    if "faithfulness-correlation" in result.values:
+        said.append(f"faithfulness corr {s['faithfulness_correlation']['nr_runs']} subsets of "
+                    f"{s['faithfulness_correlation']['subset_size']} pixels")
+    if any(k in result.values for k in ROBUST):
+        said.append(f"sensitivity and local Lipschitz {s['sensitivity']['nr_samples']} copies\n"
+                    f"(U[-{s['sensitivity']['lower_bound']}, {s['sensitivity']['lower_bound']}], "
+                    f"N(0, {s['local_lipschitz']['perturb_std']}\u00b2)) of the first {s['robust_count']} images")
+    left = [METRICS[k][0] for k in METRICS if k not in result.values]
     return Table(["metric", "n"] + [LABELS[m] for m in result.methods] + ["best"], rows,
                  f"{result.count} {result.description}, each map of the predicted class: mean\u00b1std over the n "
-                 f"images; \u2191 higher, \u2193 lower is better\n(re-init rank corr: near 0 is best). Quantus 0.6 "
-                 f"defaults: faithfulness corr {s['faithfulness_correlation']['nr_runs']} subsets of "
-                 f"{s['faithfulness_correlation']['subset_size']} pixels; sensitivity and local Lipschitz "
-                 f"{s['sensitivity']['nr_samples']} copies\n(U[-{s['sensitivity']['lower_bound']}, "
-                 f"{s['sensitivity']['lower_bound']}], N(0, {s['local_lipschitz']['perturb_std']}\u00b2)) of the "
-                 f"first {s['robust_count']} images; result.json holds every setting",
+                 f"images; \u2191 higher, \u2193 lower is better"
+                 + ("\n(re-init rank corr: near 0 is best)" if "randomisation" in result.values else "")
+                 + (". Quantus 0.6 defaults: " + "; ".join(said) if said else "")
+                 + (f".\nNot computed here: {', '.join(left)} (kerascnn explain --metrics)" if left else "")
+                 + "; result.json holds every setting",
                  numeric=tuple(range(1, len(result.methods) + 2)), marked=tuple(marked))
 
 

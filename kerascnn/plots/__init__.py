@@ -6,6 +6,7 @@ plots.loss_curves(...)` works for all of them.
 """
 from kerascnn.plots.attacks import *  # noqa: F401,F403
 from kerascnn.plots.common import *  # noqa: F401,F403
+from kerascnn.plots.concepts import *  # noqa: F401,F403
 from kerascnn.plots.explanations import *  # noqa: F401,F403
 from kerascnn.plots.inspection import *  # noqa: F401,F403
 from kerascnn.plots.maximize import *  # noqa: F401,F403

@@ -7,10 +7,12 @@ from kerascnn.data.tasks import Pick, Task
 from kerascnn.experiments import (
     activations,
     certify_study,
+    concepts,
     corruptions,
     evaluation,
     explain,
     explain_attack,
+    explanation_metrics,
     faithfulness,
     filters,
     maximize,
@@ -44,8 +46,13 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
                       filters.Options(layer=convs[1], filter=chosen)))
     # a model of real size: the first layer's filters (its extractor is one layer, not the network)
     look = (convs[0] if heavy else convs[-1]) if convs else None
+    # plain (keras-io) beside lucid's regularised style, with their activations and high-frequency shares;
+    # a model of real size keeps the plain ascent alone. MNIST: also what the model takes for each digit.
     steps += [(f"maximize_{look}", f"What the filters of {look} look for", "maximize",
-               maximize.Options(layer=look))] if convs else []
+               maximize.Options(layer=look, style="plain" if heavy else "both"))] if convs else []
+    if task.is_mnist and not heavy:
+        steps.append(("maximize_classes", "What the model takes for each digit", "maximize",
+                      maximize.Options(classes=tuple(range(task.num_classes)), style="lucid")))
     first = class_pick(7, 0)
     if subject.spatial_layers():
         steps.append(("activations", "Activation maps", "activations", activations.Options(pick=first)))
@@ -53,13 +60,22 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         pick = class_pick(digit, fallback)
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
                       occlusion.Options(pick=pick, map=not heavy or digit == 7)))
+        if digit == 7 and task.is_mnist and convs:
+            # beside the occlusion of the 7: does its logit use the horizontal bar the patches point at? TCAV with
+            # the MNIST demonstration concepts on 100 test images a class, with 20 CAVs a concept where the command
+            # takes 10: the random CAVs' scores spread over [0, 1], and with 40 tests (Bonferroni) 10 runs left the
+            # bar's 1.00 for the 7 at p = 0.0034 > 0.0013 (measured 2026-12-06); 20 runs cost about 6 s
+            steps.append(("concepts", "Concepts the classes use (TCAV)", "concepts", concepts.Options(random_runs=20)))
     maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"))
     # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
     small = HEAVY_OPTIONS if heavy else {}
     steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
                explain.Options(pick=first, settings=maps)),
               ("faithfulness", "Which explanation to believe", "faithfulness",
-               faithfulness.Options(settings=maps, **small.get("faithfulness", {})))]
+               faithfulness.Options(settings=maps, **small.get("faithfulness", {}))),
+              ("explanation_metrics", "Explanations scored along the field's axes", "explanation_metrics",
+               explanation_metrics.Options(settings=maps, **{**REPORT_OPTIONS["explanation_metrics"],
+                                                             **small.get("explanation_metrics", {})}))]
     steps += [("nontargeted", "Adversarial: images from noise", "nontargeted",
                nontargeted.Options(**small.get("nontargeted", {}))),
               ("targeted", "Adversarial: look-alikes of a test image", "targeted",
@@ -86,8 +102,17 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
 #: numbers. AutoAttack runs on the first model only, with Square at 1,000 queries (5,000 alone take 14 s
 #: on 20 images: a loop of small forward passes), and the minimal norms are FMN's alone (FAB-T quadruples
 #: their time; it finds smaller changes on cnn_pgd: README's numbers have it). 100 FMN steps instead of
-#: 300 would save 5 s but read cnn_pgd's median L2 as 3.6 instead of 2.2.
+#: 300 would save 5 s but read cnn_pgd's median L2 as 3.6 instead of 2.2. Certification's n caps every
+#: radius at sigma * Phi^-1(alpha^(1/n)) (0.55 at n 500); cnn_smooth's first 10 images sit at that cap for
+#: any n we can afford (measured 2026-12-06: 10 of 10 at n 500, 2,000 and 10,000, caps 0.55, 0.68, 0.80),
+#: so n stays 500 and the figures draw the cap as a labelled line.
 REPORT_OPTIONS = {
+    # Quantus' metrics beside the faithfulness section, which already draws deletion/insertion and the
+    # randomisation check. The robustness metrics (max/avg-sensitivity, local Lipschitz) re-explain 400
+    # noisy copies of each image with every method: 40 s an image here, so the report leaves them to
+    # `kerascnn explain --metrics` and says so.
+    "explanation_metrics": {"count": 100, "metrics": ("faithfulness-correlation", "sparseness", "complexity",
+                                                      "random-logit")},
     "robustness_study": {"count": 50, "fit": 200, "minimal_count": 10, "minimal_fab": False,
                          "autoattack_count": 12, "autoattack_models": 1, "autoattack_queries": 1000},
     "corruptions": {"count": 100},
@@ -101,6 +126,7 @@ HEAVY = 2_000_000
 
 HEAVY_OPTIONS = {
     "faithfulness": {"count": 4, "randomise": 0},   # randomisation re-draws every weighted layer: 100+ here
+    "explanation_metrics": {"count": 4},
     "nontargeted": {"steps": 100},
     "targeted": {"steps": 100},
     "noise": {"steps": 100, "universal": 20},
