@@ -262,12 +262,10 @@ def table(result: Result) -> Table:
     for k, per in result.values.items():
         label, better, _ = METRICS[k]
         best = result.best(k)
-        rows.append([f"{label} {ARROWS[better]}",
-                     str(len(next(iter(per.values())))) if per else "0"]
-                    + [_cell(per[m]) if m in per else "-" for m in result.methods]
-                    + [LABELS[best] if best else "-"])
+        rows.append([f"{label} {ARROWS[better]}", str(len(next(iter(per.values())))) if per else "0"]
+                    + [_cell(per[m]) if m in per else "-" for m in result.methods] + [LABELS[best] if best else "-"])
     s = result.settings
-    said = []  # the settings of the metrics computed, not of those left out
+    said = []  # the settings of the metrics computed; then those left out
     if "faithfulness-correlation" in result.values:
         said.append(f"faithfulness corr {s['faithfulness_correlation']['nr_runs']} subsets of "
                     f"{s['faithfulness_correlation']['subset_size']} pixels")
@@ -275,13 +273,15 @@ def table(result: Result) -> Table:
         said.append(f"sensitivity and local Lipschitz {s['sensitivity']['nr_samples']} copies\n"
                     f"(U[-{s['sensitivity']['lower_bound']}, {s['sensitivity']['lower_bound']}], "
                     f"N(0, {s['local_lipschitz']['perturb_std']}\u00b2)) of the first {s['robust_count']} images")
-    left = [METRICS[k][0] for k in METRICS if k not in result.values]
+    left = [METRICS[k][0] for k in METRICS if k not in result.values and k not in FROM_FAITHFULNESS]
+    left = ([f"{', '.join(left)} (kerascnn explain --metrics)"] if left else []) + (
+        [] if any(k in result.values for k in FROM_FAITHFULNESS) else ["deletion/insertion, re-init (--faithfulness)"])
     return Table(["metric", "n"] + [LABELS[m] for m in result.methods] + ["best"], rows,
                  f"{result.count} {result.description}, each map of the predicted class: mean\u00b1std over the n "
                  f"images; \u2191 higher, \u2193 lower is better"
                  + ("\n(re-init rank corr: near 0 is best)" if "randomisation" in result.values else "")
                  + (". Quantus 0.6 defaults: " + "; ".join(said) if said else "")
-                 + (f".\nNot computed here: {', '.join(left)} (kerascnn explain --metrics)" if left else "")
+                 + (f".\nNot computed here: {'; '.join(left)}" if left else "")
                  + "; result.json holds every setting",
                  numeric=tuple(range(1, len(result.methods) + 2)), marked=tuple(marked))
 
