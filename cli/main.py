@@ -57,6 +57,7 @@ def cli():
     Start:    kerascnn train              (5 epochs, about a minute on two CPU cores -> runs/cnn/)
     Count:    kerascnn summary
     Look:     kerascnn filters | activations --digit 7 | occlude --digit 7 | evaluate
+              kerascnn filters --maximize --style lucid | filters --maximize --class all
     Explain:  kerascnn explain --digit 7 | explain --faithfulness | explain --attack noise
               kerascnn concepts --target 7   (TCAV: which concepts each class uses)
     Fool:     kerascnn attack nontargeted | targeted --target 7 | noise --target 4
