@@ -57,7 +57,7 @@ def certify(model=None, data=None, *, input_range=None, preprocess=None, class_n
         alpha: the failure probability. predict: PREDICT (a class or an abstention) instead.
         attack: attack each certificate within its radius. seed, batch_size.
         precision: "fp32" (the model as it is), or "bf16": its bfloat16 copy classifies the noisy
-            images, about twice the samples a second where the CPU has AVX512_BF16; the certificate is then
+            images, about 1.5 times the samples a second where the CPU has AVX512_BF16; the certificate is then
             the bfloat16 copy's.
         model None on MNIST: the shipped cnn_smooth (trained with noise_sd=0.25).
 

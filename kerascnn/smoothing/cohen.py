@@ -24,7 +24,7 @@ from kerascnn.model.batching import batch_size as fitting
 ABSTAIN = -1
 
 
-#: The arithmetic of the sampling: the model as it is, or its bfloat16 copy (twice the samples a
+#: The arithmetic of the sampling: the model as it is, or its bfloat16 copy (1.46x the samples a
 #: second on CPUs with AVX512_BF16; the certificate is then the bfloat16 model's).
 PRECISIONS = ("fp32", "bf16")
 
