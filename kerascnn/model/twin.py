@@ -50,9 +50,8 @@ def bfloat16_twin(model):
     """A copy of `model` whose layers compute in bfloat16 (Keras' mixed_bfloat16: float32 weights,
     bfloat16 arithmetic), for sampling where only the predicted class is read (certification's
     counts). Its predictions differ from the float32 model's on inputs near a decision boundary
-    (cnn_smooth: 0.5% of pure-noise inputs, none of 20 test images x 2,000 noisy copies at sigma
-    0.25), so a certificate from it is the bfloat16
-    model's. UserError where the copy cannot be built (a custom layer that ignores its dtype)."""
+    (README's "Certified robustness" says how often on cnn_smooth), so a certificate from it is the
+    bfloat16 model's. UserError where the copy cannot be built (a custom layer that ignores its dtype)."""
     import keras
 
     def mixed(config: dict):

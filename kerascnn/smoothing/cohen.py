@@ -24,8 +24,8 @@ from kerascnn.model.batching import batch_size as fitting
 ABSTAIN = -1
 
 
-#: The arithmetic of the sampling: the model as it is, or its bfloat16 copy (1.46x the samples a
-#: second on CPUs with AVX512_BF16; the certificate is then the bfloat16 model's).
+#: The arithmetic of the sampling: the model as it is, or its bfloat16 copy (faster on CPUs with
+#: AVX512_BF16, measured in README's "Certified robustness"; the certificate is then the copy's).
 PRECISIONS = ("fp32", "bf16")
 
 
