@@ -183,6 +183,13 @@ def test_the_command_writes_both_styles_and_classes(tiny, tmp_path):
     assert ran.exit_code == 0, ran.output
     assert written(tmp_path / "c") == {"maximize_classes_7.png", "maximize.npy", "result.json"}
     assert np.load(tmp_path / "c" / "maximize.npy").shape == (2, 28, 28, 1)
+    # a first layer's kernels: in the plain figure's cells, beside the lucid figure in their own file
+    ran = cli("filters", *tiny, "--maximize", "--style", "lucid", "--layer", "conv1", "--steps", 2, "--out", tmp_path / "k")
+    assert ran.exit_code == 0, ran.output
+    assert written(tmp_path / "k") == {"maximize_conv1.png", "filters_conv1.png", "maximize.npy", "result.json"}
+    ran = cli("filters", *tiny, "--maximize", "--layer", "conv1", "--steps", 2, "--out", tmp_path / "p")
+    assert ran.exit_code == 0, ran.output
+    assert written(tmp_path / "p") == {"maximize_conv1.png", "maximize.npy", "result.json"}
     ran = cli("filters", *tiny, "--maximize", "--class", "all", "--steps", 2, "--out", tmp_path / "a")
     assert ran.exit_code == 0, ran.output
     assert json.loads((tmp_path / "a" / "result.json").read_text())["classes"] == [str(k) for k in range(10)]

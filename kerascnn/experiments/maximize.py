@@ -274,8 +274,10 @@ def figures(result: Result) -> dict:
         out = {f"maximize_{name}.png": plots.maximize_styles(result)}
     else:
         out = {f"maximize_{name}.png": plots.maximize_grid(result)}
-    if result.weights is not None and result.weights.weights.shape[1] > 3:   # kernels with many input channels:
-        out[f"filters_{name}.png"] = plots.filter_grid(result.weights)       # their own figure beside
+    # the raw kernels in their own figure beside: those of many input channels, and any the styles'
+    # figure has no room for (maximize_grid draws a first layer's kernels in its cells; maximize_styles not)
+    if result.weights is not None and (result.weights.weights.shape[1] > 3 or result.options.style != "plain"):
+        out[f"filters_{name}.png"] = plots.filter_grid(result.weights)
     return out
 
 

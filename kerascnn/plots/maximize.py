@@ -116,7 +116,9 @@ def maximize_styles(result):
                       }[r.style] for r in runs)
     text = (f"Inputs that maximise {what}. {how}. Titles: unit: style, objective on the final input in [0, 1] "
             f"pixels{' (plain' + chr(39) + 's clipped)' if 'plain' in styles else ''}, hf: share of its spectral "
-            f"energy above half the Nyquist frequency")
+            f"energy above half the Nyquist frequency"
+            + (f"; raw kernels: {_kernel_file(result.weights)}" if result.weights is not None and not result.classes
+               else ""))
     fig.suptitle("\n".join(textwrap.wrap(text, int(width * 72 / (0.55 * 10)))), fontsize=10)
     return fig
 
