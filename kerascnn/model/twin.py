@@ -25,25 +25,11 @@ def computes_in(model) -> str | None:
 
 def float32_twin(model):
     """`model` itself, or a copy with its weights computing in float32 if any layer computes in less."""
-    import keras
-
-    changed = []
-
-    def float32(config: dict):  # every dict of the model's config, innermost first
-        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") != "float32":
-            changed.append(config["config"]["name"])
-            return "float32"
-        return config
-
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=float32)
-    if not changed:
-        return model
     try:
-        twin = keras.saving.deserialize_keras_object(config)
-        twin.set_weights(model.get_weights())
+        return _with_policies(model, lambda policy: "float32")
     except Exception as e:
-        raise UserError(f"model computes in {changed[0]}; its float32 twin cannot be built: {first_line(e)}") from None
-    return twin
+        raise UserError(f"model computes in {computes_in(model)}; its float32 twin cannot be built: "
+                        f"{first_line(e)}") from None
 
 
 def bfloat16_twin(model):
@@ -52,17 +38,29 @@ def bfloat16_twin(model):
     counts). Its predictions differ from the float32 model's on inputs near a decision boundary
     (README's "Certified robustness" says how often on cnn_smooth), so a certificate from it is the
     bfloat16 model's. UserError where the copy cannot be built (a custom layer that ignores its dtype)."""
-    import keras
-
-    def mixed(config: dict):
-        if config.get("class_name") == "DTypePolicy" and config["config"].get("name") == "float32":
-            return {**config, "config": {**config["config"], "name": "mixed_bfloat16"}}
-        return config
-
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=mixed)
     try:
-        twin = keras.saving.deserialize_keras_object(config)
-        twin.set_weights(model.get_weights())
+        return _with_policies(model, lambda policy: "mixed_bfloat16" if policy == "float32" else policy)
     except Exception as e:
         raise UserError(f"precision: no bfloat16 copy of the model can be built: {first_line(e)}") from None
+
+
+def _with_policies(model, policy):
+    """A copy of `model` (its config rebuilt, its weights set) in which every dtype policy named p is
+    named policy(p); `model` itself where that changes no name."""
+    import keras
+
+    changed = []
+
+    def rewrite(config: dict):  # every dict of the model's config, innermost first
+        if config.get("class_name") == "DTypePolicy":
+            name = config["config"].get("name")
+            changed.append(policy(name) != name)
+            return {**config, "config": {**config["config"], "name": policy(name)}}
+        return config
+
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(model)), object_hook=rewrite)
+    if not any(changed):
+        return model
+    twin = keras.saving.deserialize_keras_object(config)
+    twin.set_weights(model.get_weights())
     return twin
