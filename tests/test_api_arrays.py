@@ -239,7 +239,7 @@ def test_batch_size_changes_no_map_and_bounds_every_model_call(pair, data, monke
         return spy
 
     monkeypatch.setattr(gradients, "_gradient_fn", spying(gradients._gradient_fn))
-    monkeypatch.setattr(gradients, "_gradcam_fn", spying(gradients._gradcam_fn))
+    monkeypatch.setattr(gradients, "layer_gradient_fn", spying(gradients.layer_gradient_fn))
     real = patches.predict_logits
     monkeypatch.setattr(patches, "predict_logits", lambda m, images, batch_size=None: (
         sizes.append(len(images)), real(m, images, batch_size))[1])

@@ -16,14 +16,12 @@ layer of any model (see fit_cav).
 """
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from kerascnn.attributions.layer_gradients import layer_gradient_fn
 from kerascnn.model.batching import batch_size
-
-_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -72,32 +70,14 @@ def fit_cav(positive: np.ndarray, negative: np.ndarray, *, alpha: float = 0.01, 
     return Cav((w / norm if norm > 0 else w).astype(np.float32), accuracy)
 
 
-def _layer_fn(model, layer: str):
-    """A compiled (x, targets) -> (activations (N, ...), d logit_target / d activations), once per model and layer."""
-    import keras
-    import tensorflow as tf
-
-    from kerascnn.model.folding import path_tensors
-
-    per_model = _FNS.setdefault(model, {})
-    if layer not in per_model:
-        inner = keras.Model(model.inputs[0], [path_tensors(model, layer)[1], model.outputs[0]])
-
-        @tf.function(reduce_retracing=True)
-        def fn(x, targets):
-            with tf.GradientTape() as tape:
-                acts, logits = inner(x, training=False)
-                chosen = tf.gather(tf.cast(logits, tf.float32), targets, batch_dims=1)
-            # the images do not interact: the gradient of the sum is each image's own
-            return acts, tape.gradient(chosen, acts)
-        per_model[layer] = fn
-    return per_model[layer]
+def _both(maps, grads):
+    return maps, grads
 
 
 def layer_gradients(model, layer: str, images: np.ndarray, targets, batch: int | None = None) -> tuple:
     """(activations (N, D), d logit_target / d activations (N, D)), flattened, float32, of a logits
     `model` at `layer` (its output), `targets` (N,) or one class for every image; N >= 1."""
-    fn = _layer_fn(model, layer)
+    fn = layer_gradient_fn(model, layer, _both, "tcav")
     images = np.asarray(images, np.float32)
     targets = np.broadcast_to(np.asarray(targets, np.int32), (len(images),))
     batch = batch or batch_size(model, gradients=True, cap=256)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascnn.errors import BadValue
+from kerascnn.attributions.layer_gradients import layer_gradient_fn
 from kerascnn.attributions.patches import map_stride_for, patch_positions, predict_occluded
 from kerascnn.model.batching import batch_size
 from kerascnn.model.predict import predict_logits
@@ -42,7 +43,6 @@ LABELS = {"saliency": "saliency", "smoothgrad": "SmoothGrad", "integrated-gradie
 BATCH = 512
 
 _GRADIENT_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-_GRADCAM_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -183,26 +183,12 @@ def completeness(model, images, targets, attributions, baseline: float = 0.0) ->
             "relative_error": error / np.maximum(np.abs(difference), 1e-12)}
 
 
-def _gradcam_fn(model, layer: str):
-    import keras
+def _weighted_maps(maps, grads):
+    """Grad-CAM: the maps weighted by their gradient's spatial mean, summed over channels, rectified."""
     import tensorflow as tf
 
-    from kerascnn.model.folding import path_tensors
-
-    per_model = _GRADCAM_FNS.setdefault(model, {})
-    if layer not in per_model:
-        inner = keras.Model(model.inputs[0], [path_tensors(model, layer)[1], model.outputs[0]])
-
-        @tf.function(reduce_retracing=True)
-        def fn(x, targets):
-            with tf.GradientTape() as tape:
-                maps, logits = inner(x, training=False)
-                maps = tf.cast(maps, tf.float32)
-                chosen = tf.gather(tf.cast(logits, tf.float32), targets, batch_dims=1)
-            weights = tf.reduce_mean(tape.gradient(chosen, maps), axis=(1, 2))           # (N, c)
-            return tf.nn.relu(tf.einsum("nhwc,nc->nhw", maps, weights))
-        per_model[layer] = fn
-    return per_model[layer]
+    weights = tf.reduce_mean(grads, axis=(1, 2))                                     # (N, c)
+    return tf.nn.relu(tf.einsum("nhwc,nc->nhw", maps, weights))
 
 
 def gradcam(model, images, targets, layer: str, upsample: bool = True, batch: int | None = None) -> np.ndarray:
@@ -211,7 +197,7 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True, batch: in
     import tensorflow as tf
 
     images = np.asarray(images, np.float32)
-    fn = _gradcam_fn(model, layer)
+    fn = layer_gradient_fn(model, layer, _weighted_maps, "gradcam")
     targets = np.asarray(targets, np.int32)
     batch = _batch(model, batch)
     cams = np.concatenate([fn(images[i:i + batch], targets[i:i + batch]).numpy() for i in range(0, len(images), batch)])
