@@ -75,6 +75,7 @@ def compare_precisions(args) -> None:
     import tensorflow as tf
 
     from kerascnn import SAVED_MODELS
+    from kerascnn.model.network import layer_table
     from kerascnn.model.subject import Subject
     from kerascnn.smoothing import cohen as smoothing
 
@@ -126,24 +127,12 @@ def compare_precisions(args) -> None:
         for _ in range(20):
             f(*a).numpy()
         milliseconds[name] = round((time.perf_counter() - begin) / 20 * 1000, 2)
-    flops = sum(_flops(layer) for layer in model.layers)
+    flops = 2 * layer_table(model).total_macs   # kerascnn summary's multiply-adds, two FLOPs each
     print(json.dumps({"measure": "profile", "model": subject.name, "batch": batch, "ms_per_block": milliseconds,
                       "model_share": round(milliseconds["model"] / milliseconds["noise+model"], 3),
                       "mflop_per_image": round(flops / 1e6, 2),
                       "model_gflop_per_second": round(flops * batch / milliseconds["model"] / 1e6, 1)} | host),
           flush=True)
-
-
-def _flops(layer) -> float:
-    """Multiply-adds x 2 of a Conv2D or Dense layer's forward pass for one image (0 for the others)."""
-    import math
-
-    kernel = getattr(layer, "kernel", None)
-    if kernel is None:
-        return 0.0
-    out = layer.output.shape[1:]
-    positions = math.prod(int(d) for d in out[:-1]) if len(out) > 1 else 1
-    return 2.0 * positions * math.prod(int(d) for d in kernel.shape)
 
 
 if __name__ == "__main__":
