@@ -113,6 +113,36 @@ def test_picking_the_first_test_7_shows_what_kerascnn_evaluate_predicts(page, ur
     assert page.locator("#input-note").inner_text().startswith(f"test image {first}")
 
 
+def test_a_slow_answer_for_an_earlier_class_does_not_replace_the_later_pick(page, url):
+    """The test tab asks for class 0's thumbnails; picking 7 right after asks for 7's. Class 0's answer is held
+    back until 7's has been drawn: the page must keep showing the 7s (it used to show whichever landed last)."""
+    from kerascnn.data.tasks import Task
+
+    _, labels = Task().test()
+    sevens = {str(i) for i in np.flatnonzero(labels == 7)[:48]}
+    held = []
+
+    def hold_class_0(route):
+        if "class=0" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.goto(url + "#models=cnn")
+    settle(page)
+    page.route("**/api/images?*", hold_class_0)
+    page.click('#input-tabs button[data-source="test"]')
+    page.select_option("#pick-class", "7")
+    page.wait_for_selector(f'#thumbs figure[data-index="{min(sevens, key=int)}"]')
+    assert held, "the tab click did not ask for class 0"
+    for route in held:
+        route.continue_()
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    shown = set(page.eval_on_selector_all("#thumbs figure", "fs => fs.map(f => f.dataset.index)"))
+    assert shown == sevens
+
+
 def test_moving_the_eps_slider_changes_the_adversarial_image_and_the_prediction(page, url):
     page.goto(url + "#models=cnn&view=attack&source=test&index=0&eps=0")
     ready = settle(page)

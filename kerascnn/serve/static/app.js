@@ -104,7 +104,11 @@ $("#eraser").onclick = () => { erasing = true; $("#eraser").classList.add("on");
 $("#clear").onclick = () => { clearCanvas(); state.draw = ""; useDrawing(); writeHash(); };
 
 // ------------------------------------------------------------------ picking test images
+// Each call draws only if no later call has started: a tab click (class 0) and a class pick (class 7) in quick
+// succession otherwise race, and whichever answer lands last wins.
+let thumbsAsked = 0;
 async function loadThumbs() {
+  const asked = ++thumbsAsked;
   const kind = state.kind, cls = state.cls || "0";
   $("#pick-kind").value = kind; $("#pick-class").value = cls; $("#pick-class").hidden = kind !== "class";
   const model = shown()[0];
@@ -113,6 +117,7 @@ async function loadThumbs() {
     const list = await fetch("/api/images?" + query).then((r) => r.json());
     if (list.error) throw new Error(list.error);
     const pictures = await api("/api/thumbnails", { model, indices: list.images.map((i) => i.index) });
+    if (asked !== thumbsAsked) return;
     $("#pick-count").textContent = `${list.count} ${kind === "class" ? "test images of class " + classes()[cls] : kind.replace("_", " ") + " test images"}` +
       (list.count > list.images.length ? ` (first ${list.images.length} shown)` : "") + ` · ${model}`;
     $("#thumbs").replaceChildren(...list.images.map((row) => el("figure", {
@@ -121,7 +126,7 @@ async function loadThumbs() {
       "data-index": row.index },
     el("img", { src: png(pictures.images[row.index]), alt: `test image ${row.index}` }),
     el("figcaption", { class: row.label !== row.predicted ? "wrong" : "" }, `#${row.index}`))));
-  } catch (e) { $("#pick-count").textContent = e.message; }
+  } catch (e) { if (asked === thumbsAsked) $("#pick-count").textContent = e.message; }
 }
 function markThumb() { for (const f of $("#thumbs").children) f.classList.toggle("on", f.dataset.index === state.index); }
 $("#pick-kind").onchange = (e) => { state.kind = e.target.value; writeHash(); loadThumbs(); };
