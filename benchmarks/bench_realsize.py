@@ -37,19 +37,42 @@ COMMANDS = {
 }
 
 
-def build(root: Path, size: int, family: str, test: int) -> Path:
-    """The image folder (a few training images per class, `test` test images) and the model file."""
+def build(root: Path, size: int, family: str, test: int, labels: str = "predicted",
+          preprocess: str | None = "mobilenet_v2") -> Path:
+    """The image folder (a few training images per class, `test` test images) and the model file.
+
+    labels "cycle": classes 0, 1, 2, ... in turn, which the untrained network mostly gets wrong, so the
+    attacks have almost nothing to do (what the 2026-12-03 numbers measured); "predicted": each test
+    image labelled with the network's own prediction, so every image is right to begin with, as most
+    are for a trained model, and every attack does its full work.
+    """
     import keras
 
     from kerascnn.data.folders import write_image_folder
 
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 10), ("test", test)):
-        labels = np.arange(n) % len(CLASSES)
-        images = rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8)
-        write_image_folder(root / "data", images, labels, CLASSES, split)
     network = getattr(keras.applications, family)
+    keras.utils.set_random_seed(0)
     model = network(input_shape=(size, size, 3), weights=None, classes=len(CLASSES))
+    feed = getattr(keras.applications, preprocess).preprocess_input if preprocess else (lambda p: p / 255.0)
+    rng = np.random.default_rng(0)
+    # Freshly initialised, MobileNetV2's batch norms (mean 0, variance 1) let the features fade through
+    # its 50-odd layers: the logits come out near 1e-11, every class ties, and an attack has nothing to
+    # work on. One pass in training mode with momentum 0 sets each batch norm to the statistics of
+    # random images, as a trained network's would be set by its data: logits of order 1.
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(feed(rng.integers(0, 256, (32, size, size, 3)).astype(np.float32)), training=True)
+    for layer, momentum in zip(norms, momenta):
+        layer.momentum = momentum
+    for split, n in (("train", 10), ("test", test)):
+        images = rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8)
+        if labels == "predicted" and split == "test":
+            classes = model.predict(feed(images.astype(np.float32)), verbose=0).argmax(axis=1)
+        else:
+            classes = np.arange(n) % len(CLASSES)
+        write_image_folder(root / "data", images, classes, CLASSES, split)
     path = root / f"{family.lower()}.keras"
     model.save(path)
     return path
@@ -79,19 +102,22 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--test", type=int, default=100, help="test images in the folder")
     parser.add_argument("--only", default=None, help="comma-separated command names (default: all)")
+    parser.add_argument("--labels", default="predicted", choices=["predicted", "cycle"],
+                        help="test labels: the network's own predictions (every image right: the attacks' full "
+                             "work) or classes in turn (mostly wrong: the 2026-12-03 setting)")
     args = parser.parse_args()
     chosen = list(COMMANDS) if args.only is None else [c for c in COMMANDS if c.split()[0] in args.only.split(",")]
     print(json.dumps({"kind": "machine"} | machine()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = build(root, args.size, args.family, args.test)
+        model = build(root, args.size, args.family, args.test, args.labels, args.preprocess)
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
         for name in chosen:
             common = ["--model", str(model), "--data-dir", str(root / "data"), "--preprocess", args.preprocess]
             out = ["--out", str(root / "out" / name.split()[0])]
             result = run([*COMMANDS[name], *common, *out], env)
             print(json.dumps({"kind": "command", "command": name, "model": args.family, "size": args.size,
-                              "test_images": args.test} | result), flush=True)
+                              "test_images": args.test, "labels": args.labels} | result), flush=True)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,55 @@ def test_projection_matches_brute_force(norm):
     assert checked >= 25
 
 
+def clip_form_project(points, w, b, norm: str):
+    """The bisection as it was written until 2026-12-06, each halving evaluating w . d as
+    sum_i direction_i * clip(t sign_i, low_i, high_i) (linf) or direction_i * clip(t direction_i, ...) (L2).
+    benchmarks/bench_fab.py times FAB with it against the library's."""
+    import tensorflow as tf
+
+    from kerascnn.attacks.boundary import HALVINGS, TINY
+
+    c = b - tf.reduce_sum(w * points, axis=1)
+    direction = tf.sign(c)[:, None] * w
+    low, high = -points, 1.0 - points
+    if norm == "linf":
+        def change(t):
+            return tf.clip_by_value(t[:, None] * tf.sign(direction), low, high)
+        lo, hi = tf.zeros_like(c), tf.ones_like(c)
+    else:
+        def change(t):
+            return tf.clip_by_value(t[:, None] * direction, low, high)
+        lo = tf.abs(c) / tf.maximum(tf.reduce_sum(tf.square(w), axis=1), TINY)
+        reach = tf.where(tf.abs(direction) > TINY, tf.maximum(-low, high) / tf.maximum(tf.abs(direction), TINY), 0.0)
+        hi = tf.maximum(tf.reduce_max(reach, axis=1), lo)
+    for _ in range(HALVINGS):
+        mid = (lo + hi) / 2 if norm == "linf" else tf.sqrt(tf.maximum(lo, TINY) * hi)
+        short = tf.reduce_sum(direction * change(mid), axis=1) < tf.abs(c)
+        lo, hi = tf.where(short, mid, lo), tf.where(short, hi, mid)
+    return tf.where((tf.abs(c) > 0)[:, None], change(hi), tf.zeros_like(points))
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_projection_is_bit_for_bit_the_clip_form_bisection(norm):
+    """The library evaluates w . d per halving as sum |direction| min(t, reach) (half the work): the same
+    float32 terms, so the same brackets and the same change, to the last bit, including pixels at 0 and 1,
+    zero weights, points already on the plane and planes out of the box's reach."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    points = rng.uniform(0, 1, (64, 300)).astype(np.float32)
+    points[:, :40] = np.round(points[:, :40])
+    w = rng.normal(size=(64, 300)).astype(np.float32)
+    w[:, 40:60] = 0
+    b = ((w * points).sum(1) + rng.normal(0, 2, 64)).astype(np.float32)
+    b[:4] = (w[:4] * points[:4]).sum(1)  # on the plane already (c may round to 0 or not)
+    b[4:8] = 1e4  # out of reach
+    args = [tf.constant(a) for a in (points, w, b)]
+    got = project(*args, norm).numpy()
+    assert np.array_equal(got, clip_form_project(*args, norm).numpy())
+    assert np.abs(got).max() > 0
+
+
 def linear_model(classes=4, size=8, seed=0):
     import keras
 

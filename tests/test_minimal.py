@@ -66,6 +66,44 @@ def test_images_already_misclassified_need_nothing(three_classes):
     assert np.all(result.distance == 0)
 
 
+@pytest.mark.parametrize("goal", ["untargeted", "target", "confidence"])
+def test_images_that_meet_the_goal_clean_skip_the_steps_and_the_others_are_unchanged(three_classes, goal, monkeypatch):
+    """FMN stores an image that meets its goal clean at its first step, norm 0, and nothing replaces it:
+    such images no longer enter the compiled loop. The others get what they get run on their own."""
+    from kerascnn.attacks import minimal_norm
+
+    _, w, b, _ = three_classes
+    model = linear(w, b)  # a fresh model: its own compiled loop, which the spy below wraps
+    x = np.random.default_rng(5).uniform(0, 1, (24, 4, 4, 1)).astype(np.float32)  # several classes
+    z = x.reshape(len(x), -1).astype(np.float64) @ w + b
+    clean = z.argmax(axis=1)
+    common = int(np.bincount(clean).argmax())
+    kwargs = {"untargeted": {}, "target": {"target": common},
+              "confidence": {"target": common, "confidence": 0.8}}[goal]
+    labels = clean.copy()
+    if goal == "untargeted":
+        labels[::3] = (clean[::3] + 1) % 3  # every third image is wrong from the start
+        met = labels != clean
+    elif goal == "target":
+        met = clean == common
+    else:  # P(target) >= 0.8 is more than predicting it
+        met = hand_softmax(z)[:, common] > 0.8
+    assert 0 < met.sum() < len(x)
+    seen = []
+    original = minimal_norm._compile
+
+    def spying(*args):
+        run = original(*args)
+        return lambda images, *rest: (seen.append(len(images)), run(images, *rest))[1]
+
+    monkeypatch.setattr(minimal_norm, "_compile", spying)
+    result = minimal(model, x, None if goal != "untargeted" else labels, steps=20, **kwargs)
+    assert sum(seen) == (~met).sum()
+    assert np.array_equal(result.images[met], x[met]) and np.all(result.distance[met] == 0)
+    alone = minimal(linear(w, b), x[~met], None if goal != "untargeted" else labels[~met], steps=20, **kwargs)
+    assert np.array_equal(result.images[~met], alone.images)
+
+
 @pytest.mark.parametrize("kwargs, param", [({"norm": "l1"}, "norm"), ({"steps": 0}, "steps"),
                                            ({"target": 3}, "target"), ({"confidence": 0.9}, "confidence")])
 def test_bad_values_name_their_parameter(three_classes, kwargs, param):

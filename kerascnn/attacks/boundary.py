@@ -42,21 +42,31 @@ def project(points, w, b, norm: str):
     c = b - tf.reduce_sum(w * points, axis=1)
     direction = tf.sign(c)[:, None] * w  # move along +-w so that w . d grows towards |c|
     low, high = -points, 1.0 - points
+    # Each coordinate moves along its sign of `direction` until it meets the box: w . d as a function of
+    # the scalar is sum_i |direction_i| min(step_i(t), reach_i), with reach_i the room on that side. That
+    # form gives the same float32 terms as direction_i * clip(step_i(t) sign_i, low_i, high_i) (a sign
+    # flip and min/max with 0 on the right side of each bound are exact) in half the operations per
+    # halving; the halvings took about 30% of FAB's time.
+    size = tf.abs(direction)
+    reach = tf.where(direction > 0, high, -low)
 
     if norm == "linf":
         def change(t):
             return tf.clip_by_value(t[:, None] * tf.sign(direction), low, high)
+
+        def progress(t):
+            return tf.reduce_sum(size * tf.minimum(t[:, None], reach), axis=1)
         lo, hi = tf.zeros_like(c), tf.ones_like(c)
     else:
         def change(t):
             return tf.clip_by_value(t[:, None] * direction, low, high)
+
+        def progress(t):
+            return tf.reduce_sum(size * tf.minimum(t[:, None] * size, reach), axis=1)
         length = tf.reduce_sum(tf.square(w), axis=1)
         lo = tf.abs(c) / tf.maximum(length, TINY)  # the box can only make lambda larger
-        reach = tf.where(tf.abs(direction) > TINY, tf.maximum(-low, high) / tf.maximum(tf.abs(direction), TINY), 0.0)
-        hi = tf.maximum(tf.reduce_max(reach, axis=1), lo)
-
-    def progress(t):
-        return tf.reduce_sum(direction * change(t), axis=1)
+        far = tf.where(tf.abs(direction) > TINY, tf.maximum(-low, high) / tf.maximum(tf.abs(direction), TINY), 0.0)
+        hi = tf.maximum(tf.reduce_max(far, axis=1), lo)
 
     def body(i, lo, hi):
         mid = (lo + hi) / 2 if norm == "linf" else tf.sqrt(tf.maximum(lo, TINY) * hi)
