@@ -105,12 +105,25 @@ def main() -> None:
     parser.add_argument("--labels", default="predicted", choices=["predicted", "cycle"],
                         help="test labels: the network's own predictions (every image right: the attacks' full "
                              "work) or classes in turn (mostly wrong: the 2026-12-03 setting)")
+    parser.add_argument("--build-into", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_into:  # the child that builds: TensorFlow and the model stay out of the parent
+        print(build(Path(args.build_into), args.size, args.family, args.test, args.labels, args.preprocess))
+        return
     chosen = list(COMMANDS) if args.only is None else [c for c in COMMANDS if c.split()[0] in args.only.split(",")]
     print(json.dumps({"kind": "machine"} | machine()), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = build(root, args.size, args.family, args.test, args.labels, args.preprocess)
+        # Built in a child process: a child's peak memory (wait4's ru_maxrss) starts from its parent's at
+        # the fork, so a parent holding TensorFlow and the network (3.6 GB after the calibration) would
+        # be counted in every command's peak.
+        import subprocess
+
+        built = subprocess.run([sys.executable, __file__, "--build-into", str(root), "--size", str(args.size),
+                                "--family", args.family, "--test", str(args.test), "--labels", args.labels,
+                                "--preprocess", args.preprocess], capture_output=True, text=True, check=True,
+                               env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"})
+        model = Path(built.stdout.strip().splitlines()[-1])
         env = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"}
         for name in chosen:
             common = ["--model", str(model), "--data-dir", str(root / "data"), "--preprocess", args.preprocess]

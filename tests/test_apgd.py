@@ -155,3 +155,40 @@ def test_bad_values_name_their_parameter(kwargs, param):
     with pytest.raises(BadValue) as error:
         apgd(model, images, [0, 1], eps, **args)
     assert error.value.param == param
+
+
+@pytest.mark.parametrize("loss", ["ce", "dlr-t"])
+def test_fooled_images_leave_early_and_nothing_else_changes(loss, monkeypatch):
+    """Looks after 1, 2, 4, 8, 16 iterations let fooled images leave before the first checkpoint. Against
+    the checkpoint-only schedule: the same images fooled by the same first misclassified iterates, the
+    same step sizes (the checkpoints still judge whole intervals), and fewer image-iterations."""
+    from kerascnn.attacks import auto_pgd
+
+    images = images_of((28, 28, 1), n=24)
+    results, work = {}, {}
+    for looks in ("early", "checkpoints only"):
+        model = tiny_model(seed=1)  # a fresh model each time: its own compiled segment, spied below
+        labels = model(images).numpy().argmax(1)
+        if looks != "early":
+            monkeypatch.setattr(auto_pgd, "early_looks", lambda steps: [])
+        original, sizes = auto_pgd._compile, []
+
+        def spying(*args, original=original, sizes=sizes):
+            start, segment = original(*args)
+            return start, lambda state, length, *rest: (sizes.append(int(state["x"].shape[0]) * int(length)),
+                                                         segment(state, length, *rest))[1]
+
+        monkeypatch.setattr(auto_pgd, "_compile", spying)
+        results[looks] = [apgd(model, images, labels, eps, loss=loss, steps=50, target_classes=3)
+                          for eps in (0.02, 0.05, 0.1, 0.3)]
+        work[looks] = sum(sizes)
+        monkeypatch.undo()
+    for early, late in zip(results["early"], results["checkpoints only"]):
+        assert np.array_equal(early.success, late.success)
+        np.testing.assert_allclose(early.images, late.images, atol=1e-6)
+        steps = early.settings["final_step_over_eps"], late.settings["final_step_over_eps"]
+        assert steps == (None, None) or steps[0] == pytest.approx(steps[1], rel=1e-6)
+    fooled = [r.success.mean() for r in results["early"]]
+    assert any(0 < f < 1 for f in fooled), fooled  # some fooled and some not, at one eps at least
+    assert any(s is not None for s in (r.settings["final_step_over_eps"] for r in results["early"]))
+    assert work["early"] < work["checkpoints only"]
