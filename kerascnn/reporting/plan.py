@@ -3,6 +3,8 @@ a model (the assignment's choices on MNIST, the same by role elsewhere; fewer im
 a model of real size)."""
 from __future__ import annotations
 
+import numpy as np
+
 from kerascnn.data.tasks import Pick, Task
 from kerascnn.experiments import (
     activations,
@@ -30,8 +32,14 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     """(section id, title, experiment, Options) in the report's order, for this task and model: on
     MNIST the assignment's choices (the first 7 and 9, conv2's filter 23), else the same by role."""
 
+    present = set() if task.is_mnist else {int(c) for c in np.unique(task.arrays().y_test)}
+
     def class_pick(mnist_digit: int, fallback: int) -> Pick:
+        """MNIST's digit; elsewhere class `fallback`, or the next class that has a test image (a folder's
+        test split may lack some classes: the report used to stop there with "no test image of class")."""
         k = mnist_digit if task.is_mnist else min(fallback, task.num_classes - 1)
+        if not task.is_mnist:
+            k = next((c % task.num_classes for c in range(k, k + task.num_classes) if c % task.num_classes in present), k)
         return Pick(class_name=task.label(k))
 
     convs = subject.conv_layers()
@@ -58,6 +66,8 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         steps.append(("activations", "Activation maps", "activations", activations.Options(pick=first)))
     for digit, fallback in ((7, 0), (9, 1)):
         pick = class_pick(digit, fallback)
+        if any(step[0] == f"occlusion_{pick.class_name}" for step in steps):
+            continue  # one class with test images: one occlusion section
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
                       occlusion.Options(pick=pick, map=not heavy or digit == 7)))
         if digit == 7 and task.is_mnist and convs:
