@@ -244,6 +244,35 @@ def test_sections_choose_the_experiments_and_a_wrong_name_is_one_line(tmp_path, 
     assert not (tmp_path / "r2").exists()
 
 
+@pytest.fixture
+def one_class_test_split(tmp_path):
+    """(folder, model file): classes a, b, c; the test split holds four images, all of class c."""
+    from kerascnn.data.folders import write_image_folder
+    from kerascnn.outputs import store
+    from tests.test_robustness import tiny_model
+
+    rng = np.random.default_rng(0)
+    write_image_folder(tmp_path / "data", rng.integers(0, 256, (6, 16, 16, 1)), [0, 1, 2, 0, 1, 2], "abc", "train")
+    write_image_folder(tmp_path / "data", rng.integers(0, 256, (4, 16, 16, 1)), [2, 2, 2, 2], "abc", "test")
+    store.save_model(tiny_model((16, 16, 1), classes=3), tmp_path / "m.keras")
+    return tmp_path / "data", tmp_path / "m.keras"
+
+
+def test_default_picks_use_classes_that_have_test_images(one_class_test_split):
+    """Their defaults (the assignment's 7, its last class, the first image of each other class) named
+    classes without test images, and the commands stopped with "no test image of class"."""
+    import kerascnn as kc
+
+    data, model = one_class_test_split
+    assert kc.attack.targeted(model, data, steps=2, progress=False).to_dict()["guide_name"] == "c"
+    assert kc.explain(model, data, method="saliency", progress=False).to_dict()["class_name"] == "c"
+    noisy = kc.attack.noise(model, data, target="a", steps=2, progress=False).to_dict()
+    assert noisy["sources"] == "the first test image of each of c" and noisy["count"] == 1
+    with pytest.raises(kerascnn.errors.BadValue, match="count"):  # c is the target: no other class to start from
+        kc.attack.noise(model, data, target="c", steps=2, progress=False)
+    assert kc.attack.universal(model, data, target="a", fit=4, count=4, epochs=1, progress=False).to_dict()["target_name"] == "a"
+
+
 def test_the_plan_picks_classes_that_have_test_images(tmp_path, monkeypatch):
     """A folder whose test split holds only class "c": every pick of the plan names "c" (the report
     stopped with "no test image of class 'a'" before), and there is one occlusion section, not two."""

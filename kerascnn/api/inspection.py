@@ -218,7 +218,7 @@ def explain(model=None, data=None, *, index=None, class_name=None, digit=None, i
         return Result(faith, raw, "explain", [s])
     if count is not None or randomise is not None:
         raise BadValue("count" if count is not None else "randomise", "goes with faithfulness=True")
-    pick = pick or Pick(class_name=s.task.label(default_class(s.task, 7)))
+    pick = pick or Pick(class_name=s.task.label(default_class(s.task, 7, with_image=True)))
     if attack:
         raw = explain_attack.run(s, explain_attack.Options(pick=pick, attack=attack, target=target, settings=settings))
         return Result(explain_attack, raw, "explain", [s])

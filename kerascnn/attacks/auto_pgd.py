@@ -54,7 +54,8 @@ def early_looks(steps: int) -> list[int]:
     """The iterations before the first checkpoint after which the images already fooled leave the
     batch: 1, 2, 4, 8, ... An image is done at its first misclassified iterate, and on a weak model
     most are fooled within a few steps, long before the first checkpoint (22% of the steps)."""
-    first = checkpoints(steps)[0] if checkpoints(steps) else steps
+    marks = checkpoints(steps)
+    first = marks[0] if marks else steps
     return [2 ** k for k in range(32) if 2 ** k < first]
 
 

@@ -150,6 +150,10 @@ class Task:
         arrays = self.arrays()
         return to_float(arrays.x_test), arrays.y_test
 
+    def classes_in_test(self) -> list[int]:
+        """The classes that have at least one test image (a folder's test split may lack some)."""
+        return sorted({int(c) for c in np.unique(self.arrays().y_test)})
+
     def first_of_class(self, k: int) -> int:
         """Index of the first test image of class k."""
         found = np.flatnonzero(self.arrays().y_test == k)

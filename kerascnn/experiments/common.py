@@ -7,14 +7,20 @@ def class_name(names, k: int) -> str:
     return names[int(k)] if names else str(int(k))
 
 
-def default_class(task, preferred: int) -> int:
-    """The assignment's class (`preferred`) when the task has it, else its last class."""
-    return preferred if preferred < task.num_classes else task.num_classes - 1
+def default_class(task, preferred: int, *, with_image: bool = False) -> int:
+    """The assignment's class (`preferred`) when the task has it, else its last class. with_image: a
+    class whose first test image is wanted, so only the classes with test images count (else the last
+    of those): a folder's test split may lack some classes."""
+    k = preferred if preferred < task.num_classes else task.num_classes - 1
+    if not with_image:
+        return k
+    present = task.classes_in_test()
+    return k if k in present or not present else present[-1]
 
 
-def resolve_class(task, spec, preferred: int, param: str) -> int:
+def resolve_class(task, spec, preferred: int, param: str, *, with_image: bool = False) -> int:
     """A class given by name or number (None: `default_class`) -> its index, checked."""
-    return default_class(task, preferred) if spec is None else task.class_index(spec, param)
+    return default_class(task, preferred, with_image=with_image) if spec is None else task.class_index(spec, param)
 
 
 def attack_settings(options) -> dict:

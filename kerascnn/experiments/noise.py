@@ -80,7 +80,9 @@ def _sources(task, options: Options, target: int):
     if options.image is not None:
         return task.picture(options.image)[None], np.array([-1]), None, str(options.image)
     images, labels = task.test()
-    count = options.count if options.count is not None else min(ASSIGNMENT_COUNT, task.num_classes - 1)
+    present = task.classes_in_test()
+    others = [c for c in present if c != target]  # the default sources: a first test image of each
+    count = options.count if options.count is not None else min(ASSIGNMENT_COUNT, max(len(others), 1))
     if options.source_class is not None:
         k = task.class_index(options.source_class, "source_class")
         task.first_of_class(k)
@@ -91,9 +93,9 @@ def _sources(task, options: Options, target: int):
         found = np.arange(start, min(start + count, len(labels)))
         what = f"test images {found[0]}..{found[-1]}"
     else:
-        others = [c for c in range(task.num_classes) if c != target]
         if count > len(others):
-            raise BadValue("count", f"is at most {len(others)} without a source class or index, got {count}")
+            raise BadValue("count", f"is at most {len(others)} without a source class or index (the classes other "
+                                    f"than the target with a test image), got {count}")
         found = np.array([task.first_of_class(c) for c in others[:count]], np.int64)
         what = f"the first test image of each of {', '.join(task.label(c) for c in others[:count])}"
     return images[found], labels[found], found, what

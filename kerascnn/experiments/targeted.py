@@ -48,7 +48,8 @@ def run(subject, options: Options, progress=None) -> Result:
     if options.index is not None:
         i = task.check_index(options.index)
     else:
-        i = task.first_of_class(resolve_class(task, options.guide, ASSIGNMENT_GUIDE, "guide"))
+        i = task.first_of_class(resolve_class(task, options.guide, ASSIGNMENT_GUIDE, "guide",
+                                                  with_image=True))
     images, labels = task.test()
     result = attacks.targeted(subject.logits_model, images[i], attacks.parse_classes(options.classes, subject.num_classes),
                               beta=options.beta, seed=options.seed, progress=progress, **attack_settings(options))

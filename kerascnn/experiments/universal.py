@@ -92,7 +92,9 @@ def run(subject, options: Options, progress=None) -> Result:
     options.check()
     task, model = subject.task, subject.logits_model
     target = resolve_class(task, options.target, ASSIGNMENT_TARGET, "target")
-    source_class = next(c for c in range(task.num_classes) if c != target)
+    source_class = next((c for c in task.classes_in_test() if c != target), None)
+    if source_class is None:
+        raise BadValue("target", f"leaves no other class with a test image to start from in {task.name}")
     index = task.first_of_class(source_class)
     images, labels = task.test()
     defaults = noise_exp.Options()

@@ -3,8 +3,6 @@ a model (the assignment's choices on MNIST, the same by role elsewhere; fewer im
 a model of real size)."""
 from __future__ import annotations
 
-import numpy as np
-
 from kerascnn.data.tasks import Pick, Task
 from kerascnn.experiments import (
     activations,
@@ -32,7 +30,7 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     """(section id, title, experiment, Options) in the report's order, for this task and model: on
     MNIST the assignment's choices (the first 7 and 9, conv2's filter 23), else the same by role."""
 
-    present = set() if task.is_mnist else {int(c) for c in np.unique(task.arrays().y_test)}
+    present = set() if task.is_mnist else set(task.classes_in_test())
 
     def class_pick(mnist_digit: int, fallback: int) -> Pick:
         """MNIST's digit; elsewhere class `fallback`, or the next class that has a test image (a folder's
