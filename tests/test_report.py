@@ -273,23 +273,17 @@ def test_default_picks_use_classes_that_have_test_images(one_class_test_split):
     assert kc.attack.universal(model, data, target="a", fit=4, count=4, epochs=1, progress=False).to_dict()["target_name"] == "a"
 
 
-def test_the_plan_picks_classes_that_have_test_images(tmp_path, monkeypatch):
+def test_the_plan_picks_classes_that_have_test_images(one_class_test_split, monkeypatch):
     """A folder whose test split holds only class "c": every pick of the plan names "c" (the report
     stopped with "no test image of class 'a'" before), and there is one occlusion section, not two."""
     import kerascnn.reporting.build as report_lib
-    from kerascnn.data.folders import write_image_folder
     from kerascnn.data.tasks import Task
     from kerascnn.model.subject import Subject
-    from kerascnn.outputs import store
-    from tests.test_robustness import tiny_model
 
     monkeypatch.undo()  # the whole plan
-    rng = np.random.default_rng(0)
-    write_image_folder(tmp_path / "data", rng.integers(0, 256, (6, 16, 16, 1)), [0, 1, 2, 0, 1, 2], "abc", "train")
-    write_image_folder(tmp_path / "data", rng.integers(0, 256, (4, 16, 16, 1)), [2, 2, 2, 2], "abc", "test")
-    store.save_model(tiny_model((16, 16, 1), classes=3), tmp_path / "m.keras")
-    task = Task(data_dir=str(tmp_path / "data"))
-    steps = report_lib.plan(task, Subject.load(tmp_path / "m.keras", task))
+    data, model = one_class_test_split
+    task = Task(data_dir=str(data))
+    steps = report_lib.plan(task, Subject.load(model, task))
     picks = {getattr(options, "pick").class_name for *_, options in steps if getattr(options, "pick", None)}
     assert picks == {"c"}
     assert [title for _, title, name, _ in steps if name == "occlusion"] == ["Occlusion of the first c"]

@@ -186,17 +186,13 @@ CLEARANCE = 1e-4
 def clearly_past(model, images: np.ndarray, goal: np.ndarray, targeted: bool) -> np.ndarray:
     """(N,) bool: the deciding logit gap exceeds CLEARANCE * (1 + |logit|), so that the verdict
     survives float32 rounding in any later evaluation."""
-    logits = predict_logits(model, images).astype(np.float64)
-    rows = np.arange(len(goal))
-    own = logits[rows, goal]
-    others = logits.copy()
-    others[rows, goal] = -np.inf
-    gap = (own - others.max(axis=1)) if targeted else (others.max(axis=1) - own)
-    return gap > CLEARANCE * (1.0 + np.abs(own))
+    return _clearly_met(predict_logits(model, images), goal, targeted, 0.0)
 
 
 def _clearly_met(logits: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
-    """(N,) bool: `margin` of the logits below -CLEARANCE * (1 + |goal's logit|) (computed in float64)."""
+    """(N,) bool: `margin` of the logits below -CLEARANCE * (1 + |goal's logit|) (computed in float64); with
+    odds 0, the deciding logit gap (the goal's over the others targeted, the others' over the label's
+    untargeted) above CLEARANCE * (1 + |logit|)."""
     logits = logits.astype(np.float64)
     rows = np.arange(len(goal))
     own = logits[rows, goal]
