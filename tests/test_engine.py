@@ -152,7 +152,11 @@ def test_a_worker_s_stop_swallowed_by_a_callback_is_sent_again_not_printed(monke
     try:
         monkeypatch.setattr(workers, "_STOPPING", True)
         workers._redeliver(types.SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=KeyboardInterrupt))
-        signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a point where the pending handler runs
+        signal.pthread_sigmask(signal.SIG_BLOCK, [])  # a point where a pending handler runs
+        assert heard == []  # not inside the hook, where its KeyboardInterrupt would be swallowed and printed
+        deadline = time.monotonic() + 5
+        while not heard and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert heard == ["SIGTERM"]
         seen = []
         monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
