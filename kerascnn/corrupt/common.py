@@ -145,7 +145,7 @@ def snow(x: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     layer = helpers.clipped_zoom(rng.normal(loc, scale, x.shape[:2] + (1,)), zoom)[..., 0]
     layer[layer < threshold] = 0
     kernel = helpers.motion_kernel(mb_radius * s, mb_sigma * s, rng.uniform(-135, -45))
-    layer = ndimage.correlate(np.clip(layer, 0, 1), kernel, mode="nearest")[..., None]
+    layer = helpers.correlate_sparse(np.clip(layer, 0, 1), kernel, mode="nearest")[..., None]
     y = blend * x + (1 - blend) * np.maximum(x, helpers.luminance(x) * 1.5 + 0.5)
     return _out(y + layer + np.rot90(layer, k=2))
 

@@ -90,7 +90,31 @@ def motion_kernel(length: float, sigma: float, angle: float) -> np.ndarray:
 
 def convolve(image: np.ndarray, kernel: np.ndarray, mode: str = "constant") -> np.ndarray:
     """Each channel of `image` (H, W, C) correlated with a 2-D kernel."""
+    if mode in _PAD and kernel.shape[0] % 2 and kernel.shape[1] % 2:
+        return correlate_sparse(image, kernel, mode)
     return np.stack([ndimage.correlate(image[..., c], kernel, mode=mode) for c in range(image.shape[-1])], axis=-1)
+
+
+_PAD = {"nearest": "edge", "constant": "constant"}  # ndimage's boundary modes as np.pad's, where they agree
+
+
+def correlate_sparse(image: np.ndarray, kernel: np.ndarray, mode: str = "constant") -> np.ndarray:
+    """`image` (H, W) or (H, W, C), every channel correlated with the odd-sized 2-D `kernel`: the same
+    float64s as ndimage.correlate (mode "nearest" or "constant" with cval 0), bit for bit.
+
+    ndimage.correlate leaves out the weights within DBL_EPSILON of 0 and adds the rest, input times
+    weight, in the kernel's row-major order; so does this, one shifted slice of the padded image per
+    weight. A motion-blur kernel is a ray: 140 of 141 x 141 weights at 224 px, where ndimage took 2.4 s
+    an image and this takes 0.02 s (2026-12-06, AMD EPYC; tests/test_corruptions.py checks the bits).
+    """
+    r0, r1 = kernel.shape[0] // 2, kernel.shape[1] // 2
+    h, w = image.shape[:2]
+    padded = np.pad(np.asarray(image, np.float64), [(r0, r0), (r1, r1)] + [(0, 0)] * (image.ndim - 2),
+                    mode=_PAD[mode])
+    out = np.zeros(image.shape, np.float64)
+    for a, b in zip(*np.nonzero(np.abs(kernel) > np.finfo(np.float64).eps)):
+        out += padded[a:a + h, b:b + w] * kernel[a, b]
+    return out
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
