@@ -37,6 +37,12 @@ def _n_at_least_n0(ctx, param, value):
 @click.option("--attack", is_flag=True,
               help="Also attack each certified image within its own radius (L2 APGD with EOT, AutoAttack's rand "
                    "version) and ask the smoothed classifier again: a changed class is a broken certificate.")
+@click.option("--attack-steps", type=click.IntRange(min=1), default=default_of(Options, "attack_steps"),
+              show_default=True, help="With --attack: APGD's steps.")
+@click.option("--attack-samples", type=click.IntRange(min=1), default=default_of(Options, "attack_samples"),
+              show_default=True,
+              help="With --attack: the noise draws each gradient averages (the attack costs steps x samples "
+                   "gradients an image).")
 @click.option("--seed", type=int, default=default_of(Options, "seed"), show_default=True, help="Seeds the noise.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default=default_of(Options, "precision"),
               show_default=True,
@@ -46,7 +52,8 @@ def _n_at_least_n0(ctx, param, value):
 @out_options("certify")
 @json_option
 @guarded
-def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, precision, out_dir, force, as_json):
+def certify(subject, sigma, n0, n, alpha, count, predict, attack, attack_steps, attack_samples, seed, precision, out_dir,
+            force, as_json):
     """Certified robustness: an L2 radius per image that no perturbation can cross.
 
     Randomized smoothing (Cohen, Rosenfeld & Kolter 2019): the smoothed classifier predicts the
@@ -71,7 +78,8 @@ def certify(subject, sigma, n0, n, alpha, count, predict, attack, seed, precisio
 
     subject = subject(command="certify")
     result = kc.certify(subject, sigma=sigma, n0=n0, n=n, alpha=alpha, count=count, predict=predict, attack=attack,
-                        seed=seed, precision=precision, progress=on_terminal())
+                        attack_steps=attack_steps, attack_samples=attack_samples, seed=seed, precision=precision,
+                        progress=on_terminal())
     emit(result, out_dir, force=force, as_json=as_json)
 
 

@@ -134,7 +134,9 @@ def test_certify_command_writes_a_curve_whose_numbers_recompute(tmp_path, idx_di
 
 @pytest.mark.parametrize("args, option", [(["--sigma", 0], "--sigma"), (["--sigma", -0.5], "--sigma"),
                                           (["--n0", 100, "--n", 50], "--n"), (["--alpha", 0], "--alpha"),
-                                          (["--alpha", 1.5], "--alpha"), (["--count", 20000], "--count")])
+                                          (["--alpha", 1.5], "--alpha"), (["--count", 20000], "--count"),
+                                          (["--attack", "--attack-steps", 0], "--attack-steps"),
+                                          (["--attack", "--attack-samples", 0], "--attack-samples")])
 def test_bad_values_are_one_line_exit_2(args, option, tmp_path, idx_dir, tiny_model_path):
     from tests.support import assert_one_line_error, cli
 
@@ -176,3 +178,36 @@ def test_no_certificate_breaks_under_attack_and_the_attack_crosses_where_it_can(
     clear = np.abs(margin) / np.linalg.norm(w) > 0.25
     after = smoothing.predict(model, found.images, 0.25, n=2_000, alpha=0.001)
     np.testing.assert_array_equal(after[clear], side[clear])
+
+
+def test_the_attacks_budget_reaches_apgd_and_the_record(monkeypatch, idx_dir, tiny_model_path):
+    """attack_steps and attack_samples (what the report lowers for a model of real size, where the
+    default 100 x 32 gradients an image take a minute) are the steps APGD takes and the draws each
+    gradient averages, and result.json and the summary say which were used; below 1 is one BadValue."""
+    import kerascnn as kc
+    from kerascnn.attacks import auto_pgd
+    from kerascnn.errors import BadValue
+    from kerascnn.smoothing import cohen
+
+    seen = {}
+    real_apgd, real_soft = auto_pgd.apgd, cohen.soft_smoothed
+
+    def spy_apgd(model, *args, **kwargs):
+        seen["steps"] = kwargs["steps"]
+        return real_apgd(model, *args, **kwargs)
+
+    def spy_soft(model, sigma, samples=32):
+        seen["samples"] = samples
+        return real_soft(model, sigma, samples)
+
+    monkeypatch.setattr(auto_pgd, "apgd", spy_apgd)
+    monkeypatch.setattr(cohen, "soft_smoothed", spy_soft)
+    result = kc.certify(tiny_model_path, idx_dir, count=6, n0=20, n=100, sigma=0.1, attack=True, attack_steps=7,
+                        attack_samples=3, progress=False)
+    assert np.any(result.raw.radius > 0)  # something to attack
+    assert seen == {"steps": 7, "samples": 3}
+    attack = result.raw.to_dict()["attack"]
+    assert (attack["steps"], attack["samples"]) == (7, 3) and "7 steps" in attack["method"]
+    with pytest.raises(BadValue) as caught:
+        kc.certify(tiny_model_path, idx_dir, count=6, attack=True, attack_samples=0, progress=False)
+    assert caught.value.param == "attack_samples"

@@ -55,7 +55,8 @@ def certify(model=None, data=None, *, input_range=None, preprocess=None, class_n
     Arguments:
         sigma: the noise's standard deviation. n0, n: Monte-Carlo samples to guess, then to certify.
         alpha: the failure probability. predict: PREDICT (a class or an abstention) instead.
-        attack: attack each certificate within its radius. seed, batch_size.
+        attack: attack each certificate within its radius (L2 APGD on the soft smoothed classifier),
+            attack_steps (100) steps whose gradients average attack_samples (32) noise draws. seed, batch_size.
         precision: "fp32" (the model as it is), or "bf16": its bfloat16 copy classifies the noisy
             images, about 1.5 times the samples a second where the CPU has AVX512_BF16; the certificate is then
             the bfloat16 copy's.

@@ -26,6 +26,8 @@ class Options:
     smoothed: str | None = None      # the model to smooth (None: shipped cnn_smooth where it fits, else the subject)
     minimal_fab: bool = True         # the base model's minimal L2 change: also FAB-T (else FMN alone)
     minimal_steps: int = 300         # FMN's steps
+    attack_steps: int = 100          # the attack on each certificate: APGD steps,
+    attack_samples: int = 32         # and the noise draws each of its gradients averages
 
 
 @dataclass
@@ -51,7 +53,9 @@ def smoothed_path(subject) -> str | None:
 def run(subject, options: Options, progress=None) -> Result:
     path = options.smoothed or smoothed_path(subject)
     smooth = subject if path is None else Subject.load(path, subject.task)
-    found = certify.run(smooth, certify.Options(sigma=options.sigma, n=options.n, count=options.count, attack=True))
+    found = certify.run(smooth, certify.Options(sigma=options.sigma, n=options.n, count=options.count, attack=True,
+                                                    attack_steps=options.attack_steps,
+                                                    attack_samples=options.attack_samples))
     smallest = minimal.run(smooth, minimal.Options(norm="l2", count=options.count, fab=options.minimal_fab,
                                                    steps=options.minimal_steps))
     return Result(found, smallest, options)
@@ -80,7 +84,7 @@ def table(result: Result):
                  f"Randomized smoothing at sigma {c.options.sigma:g} (n {c.options.n:,}) beside "
                  f"{'FMN/FAB' if result.options.minimal_fab else 'FMN'} ({result.options.minimal_steps} steps) on the base "
                  f"model, the same images; each certificate attacked within its radius (L2 APGD on the soft smoothed "
-                 f"classifier)", numeric=tuple(range(1, 8)))
+                 f"classifier, {c.options.attack_steps} steps of {c.options.attack_samples} noise draws)", numeric=tuple(range(1, 8)))
 
 
 def summary(result: Result) -> str:
