@@ -266,3 +266,68 @@ def test_the_report_scores_the_explanations_beside_the_faithfulness_section(tmp_
     page = (tmp_path / "r" / "report.html").read_text()
     assert "Explanations scored along the field" in page and "Not computed here: max-sensitivity" in page
     assert (tmp_path / "r" / "explanation_metrics_metrics.png").is_file()
+
+
+def test_the_subjects_memo_gives_the_maps_of_computing_again_and_spares_the_work(tiny_subject, monkeypatch):
+    """Subject.explained: faithfulness and the metrics explain the same first test images with the same
+    settings, and random-logit re-explains them for other classes, where occlusion's forward passes are
+    the same. With the memo: the same numbers as a fresh subject, each map set and each image's occluded
+    copies computed once; a changed setting, target or image is computed anew."""
+    from kerascnn.api.inputs import subject
+    from kerascnn.attributions import patches
+    from kerascnn.experiments import faithfulness
+
+    settings = attributions.Settings()
+    settings.smoothgrad_samples, settings.ig_steps = 4, 4
+    images = tiny_subject.task.test()[0][:3]
+    targets = tiny_subject.logits(images).argmax(axis=1)
+    model, memo = tiny_subject.logits_model, tiny_subject.explained
+    layer = attributions.gradcam_layer(tiny_subject, None)
+    calls = {"explain": 0, "occluded": 0}
+    real_explain, real_occluded = attributions._explain, patches.predict_occluded
+
+    def count(name, real):
+        def spy(*args, **kwargs):
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(attributions, "_explain", count("explain", real_explain))
+    monkeypatch.setattr(attributions, "predict_occluded", count("occluded", real_occluded))
+    fresh = attributions.explain(model, images, targets, settings, layer)
+    first = attributions.explain(model, images, targets, settings, layer, memo=memo)
+    first.maps["saliency"][:] = 7.0  # a caller's change does not reach the memo
+    second = attributions.explain(model, images, targets, settings, layer, memo=memo)
+    assert calls == {"explain": 2, "occluded": 2 * len(images)}
+    for m in settings.methods:
+        np.testing.assert_array_equal(second.maps[m], fresh.maps[m])
+    other = (targets + 1) % tiny_subject.num_classes
+    off = attributions.explain(model, images, other, settings, layer, memo=memo)
+    assert calls == {"explain": 3, "occluded": 2 * len(images)}  # occlusion reused its copies' logits
+    np.testing.assert_array_equal(off.maps["occlusion"], attributions.occlusion(model, images, other,
+                                                                                 settings.patch(images.shape[1:])))
+    changed = attributions.Settings(seed=settings.seed + 1)
+    changed.smoothgrad_samples, changed.ig_steps = 4, 4
+    attributions.explain(model, images, targets, changed, layer, memo=memo)
+    attributions.explain(model, images[:2], targets[:2], settings, layer, memo=memo)
+    assert calls["explain"] == 5
+
+    # the experiments: the metrics after faithfulness on one subject equal the metrics on a fresh one
+    options = experiment.Options(count=3, metrics=("faithfulness-correlation", "sparseness", "random-logit"),
+                                 nr_runs=10, settings=settings)
+    faithfulness.run(tiny_subject, faithfulness.Options(count=3, steps=4, randomise=0, settings=settings))
+    before = calls["explain"]
+    shared = experiment.run(tiny_subject, options)
+    assert calls["explain"] == before + 1  # only random-logit's other classes
+    alone = experiment.run(subject(tiny_subject.path, tiny_subject.task.data_dir), options)
+    for metric in options.metrics:
+        for m in settings.methods:
+            np.testing.assert_array_equal(shared.values[metric][m], alone.values[metric][m])
+
+
+def test_the_memo_keeps_the_newest_and_forgets_the_oldest():
+    memo = attributions.Memo(size=2)
+    made = []
+    for key in ("a", "b", "a", "c", "b"):
+        memo.get(key, lambda key=key: made.append(key) or key.upper())
+    assert made == ["a", "b", "c", "b"] and list(memo.kept) == ["c", "b"]

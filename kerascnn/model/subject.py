@@ -140,6 +140,12 @@ class Subject:
             derived[key] = _derive(model, domain, where, self.input_shape[-1])
         self.model, self.twin_of, self.domain, self.own_logits_model, self.ends_in_softmax, self.logits_model = \
             derived[key]
+        # attributions.explain's results for this subject's logits model, which no experiment changes (the
+        # randomisation check changes a clone): the faithfulness and explanation-metrics sections of a report
+        # explain the same first test images with the same settings (see attributions.gradients.Memo)
+        from kerascnn.attributions.gradients import Memo
+
+        self.explained = Memo()
         if check:
             self.check_task()
 
