@@ -288,3 +288,42 @@ def test_the_plan_picks_classes_that_have_test_images(one_class_test_split, monk
     assert picks == {"c"}
     assert [title for _, title, name, _ in steps if name == "occlusion"] == ["Occlusion of the first c"]
     assert len({section_id for section_id, *_ in steps}) == len(steps)
+
+
+def test_a_model_of_real_size_gets_the_heavy_budgets_and_the_others_the_commands(idx_dir, tiny_model_path,
+                                                                                   monkeypatch):
+    """is_heavy (over 2 million activations an image: a MobileNetV2 at 224 px) switches the plan to
+    HEAVY_OPTIONS, section by section, and only then: the report on bench_realsize's network took 984 s
+    before these budgets (2026-12-06) and about 5 minutes with them."""
+    import kerascnn.reporting.build as report_lib
+    from kerascnn.data.tasks import Task
+    from kerascnn.model.subject import Subject
+    from kerascnn.reporting import plan as plan_module
+
+    monkeypatch.undo()  # the whole plan
+    task = Task(data_dir=str(idx_dir))
+    subject = Subject.load(tiny_model_path, task)
+    light = {sid: options for sid, _, _, options in report_lib.plan(task, subject)}
+    monkeypatch.setattr(plan_module, "HEAVY", 10)  # the tiny model is "of real size" now
+    assert plan_module.is_heavy(subject)
+    heavy = {sid: options for sid, _, _, options in report_lib.plan(task, subject)}
+    budgets = plan_module.HEAVY_OPTIONS
+    seen = set()
+    for sid, options in heavy.items():
+        name = sid.split("_")[0] if sid.startswith(("maximize", "occlusion")) else sid
+        name = {"robustness": "robustness_study", "certified": "certify_study"}.get(name, name)
+        seen.add(name)
+        for field, value in budgets.get(name, {}).items():
+            if name == "occlusion" and not options.map:
+                continue
+            assert getattr(options, field) == value, (sid, field)
+            if sid in light:  # (a model of real size maximises its first layer, the others their last)
+                assert getattr(light[sid], field) != value, (sid, field)  # the commands' (or the report's) own
+        settings = getattr(options, "settings", None)
+        if settings is not None:
+            assert settings.occlusion_stride == budgets["attributions"]["occlusion_stride"]
+            assert light[sid].settings.occlusion_stride is None
+            seen.add("attributions")
+    assert set(budgets) <= seen  # every budget reaches its section
+    certified = heavy["certified"]
+    assert (certified.attack_steps, certified.attack_samples) == (20, 8)

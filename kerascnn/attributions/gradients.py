@@ -55,6 +55,8 @@ class Settings:
     smoothgrad_noise: float = 0.15    # std of their Gaussian noise, in pixel units (15% of [0, 1])
     occlusion_patch: int | None = None  # side of the black square (None: a seventh of the image side, 4 on MNIST)
     seed: int = 0                     # SmoothGrad's noise
+    occlusion_stride: int | None = None  # between the square's positions (None: 1, or more so that at most 32 a
+                                         # side: 7 at 224 px, 784 forward passes an image)
 
     def check(self) -> "Settings":
         methods = parse_methods(self.methods)
@@ -66,11 +68,21 @@ class Settings:
             raise BadValue("smoothgrad_noise", f"must be a number >= 0, got {self.smoothgrad_noise}")
         if self.occlusion_patch is not None and self.occlusion_patch < 1:
             raise BadValue("occlusion_patch", f"must be at least 1 pixel, got {self.occlusion_patch}")
+        if self.occlusion_stride is not None and (isinstance(self.occlusion_stride, bool) or self.occlusion_stride < 1
+                                                  or int(self.occlusion_stride) != self.occlusion_stride):
+            raise BadValue("occlusion_stride", f"must be a whole number of pixels, at least 1, got {self.occlusion_stride}")
         return Settings(methods, self.layer, int(self.ig_steps), self.smoothgrad_samples, self.smoothgrad_noise,
-                        self.occlusion_patch, self.seed)
+                        self.occlusion_patch, self.seed, self.occlusion_stride)
 
     def patch(self, shape) -> int:
         return self.occlusion_patch if self.occlusion_patch is not None else max(1, min(shape[:2]) // 7)
+
+    def stride(self, shape) -> int:
+        """Occlusion's stride on images of `shape` (H, W, ...): the one set, else 1 while that is at most
+        ATTRIBUTION_SIDE positions a side, else the smallest that keeps it so."""
+        if self.occlusion_stride is not None:
+            return int(self.occlusion_stride)
+        return map_stride_for(tuple(shape), self.patch(shape), side=ATTRIBUTION_SIDE)
 
 
 def parse_methods(spec) -> tuple[str, ...]:
@@ -317,7 +329,8 @@ def _explain(model, images, targets, settings: Settings, layer, memo) -> Maps:
                 raise BadValue("layer", "Grad-CAM needs a convolution layer")
             maps[method] = gradcam(model, images, targets, layer)
         else:
-            maps[method] = occlusion(model, images, targets, settings.patch(images.shape[1:]), memo=memo)
+            maps[method] = occlusion(model, images, targets, settings.patch(images.shape[1:]),
+                                     settings.stride(images.shape[1:]), memo=memo)
         seconds[method] = time.perf_counter() - begin
     return Maps(maps, check, seconds)
 

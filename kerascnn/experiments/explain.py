@@ -56,7 +56,7 @@ class Explanation:
         if method == "gradcam":
             return f"layer {self.layer}"
         if method == "occlusion":
-            return f"black {self.patch()}x{self.patch()} patch, logit drop"
+            return f"black {self.patch()}x{self.patch()} patch, stride {self.settings.stride(self.image.shape)}, logit drop"
         return "d logit / d pixel"
 
     def to_dict(self) -> dict:
@@ -67,6 +67,7 @@ class Explanation:
                "probabilities": self.probabilities.round(6).tolist(), "methods": list(self.maps),
                "settings": {"ig_steps": self.settings.ig_steps, "smoothgrad_samples": self.settings.smoothgrad_samples,
                             "smoothgrad_noise": self.settings.smoothgrad_noise, "occlusion_patch": self.patch(),
+                            "occlusion_stride": self.settings.stride(self.image.shape),
                             "occlusion_fill": 0.0, "baseline": "black (0)", "gradcam_layer": self.layer,
                             "seed": self.settings.seed},
                "maps": {m: {"min": float(v.min()), "max": float(v.max()), "sum": float(v.sum(dtype=np.float64)),

@@ -215,7 +215,8 @@ def run(subject, options: Options, progress=None) -> Result:
                                 "value": "Spearman of |map| with the trained model's"},
               "explain": {"ig_steps": settings.ig_steps, "smoothgrad_samples": settings.smoothgrad_samples,
                           "smoothgrad_noise": settings.smoothgrad_noise, "layer": layer,
-                          "occlusion_patch": settings.patch(images.shape[1:]), "seed": settings.seed}}
+                          "occlusion_patch": settings.patch(images.shape[1:]),
+                          "occlusion_stride": settings.stride(images.shape[1:]), "seed": settings.seed}}
     return Result(np.arange(count), targets, methods, values, record, faith_result, seconds,
                   f"test images 0..{count - 1} of {subject.task.name}")
 

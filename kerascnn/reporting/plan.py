@@ -55,7 +55,8 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     # plain (keras-io) beside lucid's regularised style, with their activations and high-frequency shares;
     # a model of real size keeps the plain ascent alone. MNIST: also what the model takes for each digit.
     steps += [(f"maximize_{look}", f"What the filters of {look} look for", "maximize",
-               maximize.Options(layer=look, style="plain" if heavy else "both"))] if convs else []
+               maximize.Options(layer=look, style="plain" if heavy else "both",
+                                **(HEAVY_OPTIONS["maximize"] if heavy else {})))] if convs else []
     if task.is_mnist and not heavy:
         steps.append(("maximize_classes", "What the model takes for each digit", "maximize",
                       maximize.Options(classes=tuple(range(task.num_classes)), style="lucid")))
@@ -67,14 +68,16 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
         if any(step[0] == f"occlusion_{pick.class_name}" for step in steps):
             continue  # one class with test images: one occlusion section
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
-                      occlusion.Options(pick=pick, map=not heavy or digit == 7)))
+                      occlusion.Options(pick=pick, map=not heavy or digit == 7,
+                                        **(HEAVY_OPTIONS["occlusion"] if heavy else {}))))
         if digit == 7 and task.is_mnist and convs:
             # beside the occlusion of the 7: does its logit use the horizontal bar the patches point at? TCAV with
             # the MNIST demonstration concepts on 100 test images a class, with 20 CAVs a concept where the command
             # takes 10: the random CAVs' scores spread over [0, 1], and with 40 tests (Bonferroni) 10 runs left the
             # bar's 1.00 for the 7 at p = 0.0034 > 0.0013 (measured 2026-12-06); 20 runs cost about 6 s
             steps.append(("concepts", "Concepts the classes use (TCAV)", "concepts", concepts.Options(random_runs=20)))
-    maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"))
+    maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"),
+                    **(HEAVY_OPTIONS["attributions"] if heavy else {}))
     # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
     small = HEAVY_OPTIONS if heavy else {}
     steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
@@ -133,15 +136,27 @@ HEAVY = 2_000_000
 
 
 HEAVY_OPTIONS = {
+    # plain ascent of the first layer's filters, 50 steps where the command takes 150 (keras-io: 30): at 224 px a
+    # step of 32 filters moves 50 MB tensors, 0.2 s
+    "maximize": {"steps": 50},
+    # the occlusion map's positions 8 pixels apart (15 x 15 of the 112-pixel square), where the command takes
+    # 2 (57 x 57, 3,249 forward passes: 26 s)
+    "occlusion": {"map_stride": 8},
+    # occlusion as an attribution: the 32-pixel square every 14 pixels (14 x 14 positions an image), where the
+    # command takes 7 (28 x 28: 6 s an image, and the report explains 7 images)
+    "attributions": {"occlusion_stride": 14},
     "faithfulness": {"count": 4, "randomise": 0},   # randomisation re-draws every weighted layer: 100+ here
     "explanation_metrics": {"count": 4},
     "nontargeted": {"steps": 100},
     "targeted": {"steps": 100},
     "noise": {"steps": 100, "universal": 20},
-    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20, "autoattack_count": 5},
+    # FMN's 100 steps where the command takes 300 (at 224 px a step is a MobileNetV2 gradient, 23 ms an image):
+    # 35 -> 11 s a norm on 5 images, medians within 0.2% of 300 steps' on bench_realsize's network (2026-12-06)
+    "robustness_study": {"count": 20, "minimal_count": 5, "fit": 20, "universal_count": 20, "autoattack_count": 5,
+                         "minimal_steps": 100},
     # the attack on each certificate: 20 steps of 8 noise draws (160 gradients an image, 3 s at 224 px) where
     # the command takes 100 of 32 (3,200, a minute an image: 6 of the 16 minutes this report took)
-    "certify_study": {"count": 5, "n": 200, "attack_steps": 20, "attack_samples": 8},
+    "certify_study": {"count": 5, "n": 200, "attack_steps": 20, "attack_samples": 8, "minimal_steps": 100},
     "corruptions": {"count": 20, "severities": (1, 3, 5)},
 }
 
