@@ -325,12 +325,20 @@ def test_the_subjects_memo_gives_the_maps_of_computing_again_and_spares_the_work
             np.testing.assert_array_equal(shared.values[metric][m], alone.values[metric][m])
 
 
-def test_the_memo_keeps_the_newest_and_forgets_the_oldest():
-    memo = attributions.Memo(size=2)
+def test_the_memo_keeps_the_newest_within_its_bytes_and_forgets_the_oldest():
+    """A bound in bytes of arrays: the MNIST report's 100 per-image occlusion entries must all fit (an
+    entry count of 8 kept 7 of them, and random-logit recomputed the rest)."""
+    memo = attributions.Memo(limit=2 * 1200)
     made = []
     for key in ("a", "b", "a", "c", "b"):
-        memo.get(key, lambda key=key: made.append(key) or key.upper())
-    assert made == ["a", "b", "c", "b"] and list(memo.kept) == ["c", "b"]
+        memo.get(key, lambda key=key: made.append(key) or (np.zeros(100), {"x": np.zeros(100, np.float32)}))
+    assert made == ["a", "b", "c", "b"] and list(memo.kept) == ["c", "b"]  # 1,200 bytes each: two fit
+    big = memo.get("big", lambda: np.zeros(1000))  # over the limit alone: returned, not kept
+    assert big.shape == (1000,) and list(memo.kept) == ["c", "b"]
+    memo = attributions.Memo()
+    for i in range(100):
+        memo.get(("occlusion", i), lambda: (np.zeros(10, np.float32), np.zeros((625, 10), np.float32)))
+    assert len(memo.kept) == 100
 
 
 def test_occlusion_stride_is_the_stride_of_the_attribution_and_is_recorded(tiny_subject):

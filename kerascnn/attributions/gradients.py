@@ -70,7 +70,8 @@ class Settings:
             raise BadValue("occlusion_patch", f"must be at least 1 pixel, got {self.occlusion_patch}")
         if self.occlusion_stride is not None and (isinstance(self.occlusion_stride, bool) or self.occlusion_stride < 1
                                                   or int(self.occlusion_stride) != self.occlusion_stride):
-            raise BadValue("occlusion_stride", f"must be a whole number of pixels, at least 1, got {self.occlusion_stride}")
+            raise BadValue("occlusion_stride",
+                           f"must be a whole number of pixels, at least 1, got {self.occlusion_stride}")
         return Settings(methods, self.layer, int(self.ig_steps), self.smoothgrad_samples, self.smoothgrad_noise,
                         self.occlusion_patch, self.seed, self.occlusion_stride)
 
@@ -269,24 +270,43 @@ def pixel_maps(attributions: np.ndarray) -> np.ndarray:
 
 class Memo:
     """Results kept for one model that does not change (a Subject's logits model: Subject.explained),
-    the newest `size` of them: explain's maps by (images, targets, settings, layer) and occlusion's
-    logits by image. A report explains its first test images with the same settings in two sections
-    (faithfulness, then the explanation metrics), and the random-logit metric explains them again for
-    other classes, where occlusion's forward passes are the same: at 224 px these were 70 of the 150 s
-    the two sections took (2026-12-06). A hit returns what the first call computed, so the numbers are
-    those of computing again (every method is deterministic under its seed)."""
+    the newest of them up to `limit` bytes of arrays: explain's maps by (images, targets, settings,
+    layer) and occlusion's logits (every class) by image. A report explains its first test images with
+    the same settings in two sections (faithfulness, then the explanation metrics), and the random-logit
+    metric explains them again for other classes, where occlusion's forward passes are the same: at
+    224 px these were 70 of the 150 s the two sections took (2026-12-06). A hit returns what the first
+    call computed, so the numbers are those of computing again (every method is deterministic under
+    its seed). The bound is in bytes, not entries: the MNIST report's 100 images are 100 occlusion
+    entries of 25 KB, and a 1,000-class model at 224 px makes 3 MB ones."""
 
-    def __init__(self, size: int = 8):
-        self.size, self.kept = size, {}
+    def __init__(self, limit: int = 256 << 20):
+        self.limit, self.kept, self.sizes = limit, {}, {}
 
     def get(self, key, compute):
         if key in self.kept:
             self.kept[key] = self.kept.pop(key)  # the newest again
-        else:
-            self.kept[key] = compute()
-            while len(self.kept) > self.size:
-                self.kept.pop(next(iter(self.kept)))
-        return self.kept[key]
+            return self.kept[key]
+        value = compute()
+        size = _nbytes(value)
+        if size <= self.limit:
+            self.kept[key], self.sizes[key] = value, size
+            while sum(self.sizes.values()) > self.limit:
+                oldest = next(iter(self.kept))
+                del self.kept[oldest], self.sizes[oldest]
+        return value
+
+
+def _nbytes(value) -> int:
+    """Bytes of the arrays in `value` (an array, a Maps, or tuples, lists and dicts of them)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, Maps):
+        return _nbytes(value.maps)
+    if isinstance(value, dict):
+        return sum(_nbytes(v) for v in value.values())
+    if isinstance(value, (tuple, list)):
+        return sum(_nbytes(v) for v in value)
+    return 0
 
 
 def _digest(array: np.ndarray) -> tuple:

@@ -84,7 +84,8 @@ def table(result: Result):
                  f"Randomized smoothing at sigma {c.options.sigma:g} (n {c.options.n:,}) beside "
                  f"{'FMN/FAB' if result.options.minimal_fab else 'FMN'} ({result.options.minimal_steps} steps) on the base "
                  f"model, the same images; each certificate attacked within its radius (L2 APGD on the soft smoothed "
-                 f"classifier, {c.options.attack_steps} steps of {c.options.attack_samples} noise draws)", numeric=tuple(range(1, 8)))
+                 f"classifier, {c.options.attack_steps} steps of {c.options.attack_samples} noise draws)",
+                 numeric=tuple(range(1, 8)))
 
 
 def summary(result: Result) -> str:

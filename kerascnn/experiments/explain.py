@@ -56,7 +56,8 @@ class Explanation:
         if method == "gradcam":
             return f"layer {self.layer}"
         if method == "occlusion":
-            return f"black {self.patch()}x{self.patch()} patch, stride {self.settings.stride(self.image.shape)}, logit drop"
+            stride = self.settings.stride(self.image.shape)
+            return f"black {self.patch()}x{self.patch()} patch, stride {stride}, logit drop"
         return "d logit / d pixel"
 
     def to_dict(self) -> dict:
