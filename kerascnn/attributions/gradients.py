@@ -31,74 +31,15 @@ import numpy as np
 from kerascnn.errors import BadValue
 from kerascnn.attributions.layer_gradients import layer_gradient_fn
 from kerascnn.attributions.patches import map_stride_for, patch_positions, predict_occluded
+from kerascnn.attributions.settings import ATTRIBUTION_SIDE, LABELS, METHODS, Settings, parse_methods  # noqa: F401
+from kerascnn.model.memo import Memo, digest
 from kerascnn.model.batching import batch_size
 from kerascnn.model.predict import predict_logits
 
-METHODS = ("saliency", "smoothgrad", "integrated-gradients", "gradcam", "occlusion")
-#: How the methods are written in tables and figures.
-LABELS = {"saliency": "saliency", "smoothgrad": "SmoothGrad", "integrated-gradients": "integrated gradients",
-          "gradcam": "Grad-CAM", "occlusion": "occlusion", "random": "random order",
-          "brightness": "image brightness"}
 #: Images per gradient call: path points and noisy copies of several images share a call.
 BATCH = 512
 
 _GRADIENT_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-@dataclass
-class Settings:
-    """How the maps are made: the one home of the methods' defaults (held by every experiment that explains)."""
-    methods: tuple[str, ...] = METHODS
-    layer: str | None = None          # Grad-CAM's convolution layer (None: the last)
-    ig_steps: int = 64                # integrated gradients: gradient points on the path from black
-    smoothgrad_samples: int = 32      # noisy copies per image
-    smoothgrad_noise: float = 0.15    # std of their Gaussian noise, in pixel units (15% of [0, 1])
-    occlusion_patch: int | None = None  # side of the black square (None: a seventh of the image side, 4 on MNIST)
-    seed: int = 0                     # SmoothGrad's noise
-    occlusion_stride: int | None = None  # between the square's positions (None: 1, or more so that at most 32 a
-                                         # side: 7 at 224 px, 784 forward passes an image)
-
-    def check(self) -> "Settings":
-        methods = parse_methods(self.methods)
-        if isinstance(self.ig_steps, bool) or int(self.ig_steps) != self.ig_steps or self.ig_steps < 1:
-            raise BadValue("ig_steps", f"must be a whole number of at least 1, got {self.ig_steps}")
-        if self.smoothgrad_samples < 1:
-            raise BadValue("smoothgrad_samples", f"must be at least 1, got {self.smoothgrad_samples}")
-        if not np.isfinite(self.smoothgrad_noise) or self.smoothgrad_noise < 0:
-            raise BadValue("smoothgrad_noise", f"must be a number >= 0, got {self.smoothgrad_noise}")
-        if self.occlusion_patch is not None and self.occlusion_patch < 1:
-            raise BadValue("occlusion_patch", f"must be at least 1 pixel, got {self.occlusion_patch}")
-        if self.occlusion_stride is not None and (isinstance(self.occlusion_stride, bool) or self.occlusion_stride < 1
-                                                  or int(self.occlusion_stride) != self.occlusion_stride):
-            raise BadValue("occlusion_stride",
-                           f"must be a whole number of pixels, at least 1, got {self.occlusion_stride}")
-        return Settings(methods, self.layer, int(self.ig_steps), self.smoothgrad_samples, self.smoothgrad_noise,
-                        self.occlusion_patch, self.seed, self.occlusion_stride)
-
-    def patch(self, shape) -> int:
-        return self.occlusion_patch if self.occlusion_patch is not None else max(1, min(shape[:2]) // 7)
-
-    def stride(self, shape) -> int:
-        """Occlusion's stride on images of `shape` (H, W, ...): the one set, else 1 while that is at most
-        ATTRIBUTION_SIDE positions a side, else the smallest that keeps it so."""
-        if self.occlusion_stride is not None:
-            return int(self.occlusion_stride)
-        return map_stride_for(tuple(shape), self.patch(shape), side=ATTRIBUTION_SIDE)
-
-
-def parse_methods(spec) -> tuple[str, ...]:
-    """'saliency,gradcam', 'all' or a sequence of names -> the methods in METHODS order; BadValue("method") otherwise."""
-    from kerascnn.lists import split_list
-
-    names = [str(m).lower() for m in split_list(spec, "method")]  # an empty item ('saliency,,gradcam') is refused
-    if names == ["all"]:
-        return METHODS
-    names = [{"ig": "integrated-gradients", "grad-cam": "gradcam"}.get(m, m) for m in names]
-    unknown = [m for m in names if m not in METHODS]
-    if unknown or not names:
-        what = f"unknown method {unknown[0]!r}" if unknown else "no method given"
-        raise BadValue("method", f"{what}: choose from {', '.join(METHODS)} (comma-separated)")
-    return tuple(m for m in METHODS if m in names)
 
 
 # ---------------------------------------------------------------------------- the tape
@@ -220,9 +161,6 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True, batch: in
 
 
 #: The occlusion attribution's positions a side on large images (stride 1 up to 32 + patch - 1 pixels).
-ATTRIBUTION_SIDE = 32
-
-
 def occlusion(model, images, targets, patch: int, stride: int | None = None, batch: int | None = None,
               memo: "Memo | None" = None) -> np.ndarray:
     """Per pixel, the mean drop of the target's logit (clean minus occluded) over the positions of a
@@ -241,7 +179,7 @@ def occlusion(model, images, targets, patch: int, stride: int | None = None, bat
             return (predict_logits(model, image[None])[0], predict_occluded(model, image, rows, cols, patch, 0.0, None,
                                                                             batch))
 
-        clean, occluded = logits() if memo is None else memo.get(("occlusion", _digest(image), patch, step, batch),
+        clean, occluded = logits() if memo is None else memo.get(("occlusion", digest(image), patch, step, batch),
                                                                  logits)
         drops = float(clean[target]) - occluded[:, target].astype(np.float64)
         total, count = np.zeros(image.shape[:2]), np.zeros(image.shape[:2])
@@ -268,54 +206,6 @@ def pixel_maps(attributions: np.ndarray) -> np.ndarray:
     return attributions.sum(axis=-1) if attributions.ndim == 4 else attributions
 
 
-class Memo:
-    """Results kept for one model that does not change (a Subject's logits model: Subject.explained),
-    the newest of them up to `limit` bytes of arrays: explain's maps by (images, targets, settings,
-    layer) and occlusion's logits (every class) by image. A report explains its first test images with
-    the same settings in two sections (faithfulness, then the explanation metrics), and the random-logit
-    metric explains them again for other classes, where occlusion's forward passes are the same: at
-    224 px these were 70 of the 150 s the two sections took (2026-12-06). A hit returns what the first
-    call computed, so the numbers are those of computing again (every method is deterministic under
-    its seed). The bound is in bytes, not entries: the MNIST report's 100 images are 100 occlusion
-    entries of 25 KB, and a 1,000-class model at 224 px makes 3 MB ones."""
-
-    def __init__(self, limit: int = 256 << 20):
-        self.limit, self.kept, self.sizes = limit, {}, {}
-
-    def get(self, key, compute):
-        if key in self.kept:
-            self.kept[key] = self.kept.pop(key)  # the newest again
-            return self.kept[key]
-        value = compute()
-        size = _nbytes(value)
-        if size <= self.limit:
-            self.kept[key], self.sizes[key] = value, size
-            while sum(self.sizes.values()) > self.limit:
-                oldest = next(iter(self.kept))
-                del self.kept[oldest], self.sizes[oldest]
-        return value
-
-
-def _nbytes(value) -> int:
-    """Bytes of the arrays in `value` (an array, a Maps, or tuples, lists and dicts of them)."""
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if isinstance(value, Maps):
-        return _nbytes(value.maps)
-    if isinstance(value, dict):
-        return sum(_nbytes(v) for v in value.values())
-    if isinstance(value, (tuple, list)):
-        return sum(_nbytes(v) for v in value)
-    return 0
-
-
-def _digest(array: np.ndarray) -> tuple:
-    import hashlib
-
-    array = np.ascontiguousarray(array)
-    return array.shape, str(array.dtype), hashlib.sha1(array.tobytes()).hexdigest()
-
-
 def explain(model, images, targets, settings: Settings, layer: str | None = None, memo: Memo | None = None) -> Maps:
     """Every method of `settings` on `images` (N, H, W, C) for `targets` (N,). `layer`: Grad-CAM's
     layer, already checked (None: needed only when gradcam is asked for). memo: the subject's Memo
@@ -324,7 +214,7 @@ def explain(model, images, targets, settings: Settings, layer: str | None = None
     images = np.asarray(images, np.float32)
     targets = np.asarray(targets, np.int64)
     if memo is not None:
-        found = memo.get(("explain", _digest(images), targets.tobytes(), repr(settings), layer),
+        found = memo.get(("explain", digest(images), targets.tobytes(), repr(settings), layer),
                          lambda: _explain(model, images, targets, settings, layer, memo))
         return Maps({m: v.copy() for m, v in found.maps.items()},
                     None if found.completeness is None else dict(found.completeness), dict(found.seconds))

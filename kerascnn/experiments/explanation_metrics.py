@@ -197,7 +197,7 @@ def run(subject, options: Options, progress=None) -> Result:
                     layer, options, values, lambda i: tell(done + 10 * i, count, total))
         seconds["robustness"] = time.perf_counter() - begin
     tell(total, count, total)
-    quantus = scores.QUANTUS_DEFAULTS
+    quantus, shape = scores.QUANTUS_DEFAULTS, images.shape[1:]
     record = {"count": count, "robust_count": robust, "randomise": randomise, "metrics": list(chosen),
               "methods": methods, "targets": "the predicted class",
               "faithfulness_correlation": quantus["faithfulness_correlation"] | {
@@ -214,9 +214,8 @@ def run(subject, options: Options, progress=None) -> Result:
               "randomisation": {"images": randomise, "stage": "every layer re-initialised",
                                 "value": "Spearman of |map| with the trained model's"},
               "explain": {"ig_steps": settings.ig_steps, "smoothgrad_samples": settings.smoothgrad_samples,
-                          "smoothgrad_noise": settings.smoothgrad_noise, "layer": layer,
-                          "occlusion_patch": settings.patch(images.shape[1:]),
-                          "occlusion_stride": settings.stride(images.shape[1:]), "seed": settings.seed}}
+                          "smoothgrad_noise": settings.smoothgrad_noise, "layer": layer, "seed": settings.seed,
+                          "occlusion_patch": settings.patch(shape), "occlusion_stride": settings.stride(shape)}}
     return Result(np.arange(count), targets, methods, values, record, faith_result, seconds,
                   f"test images 0..{count - 1} of {subject.task.name}")
 

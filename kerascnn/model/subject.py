@@ -25,6 +25,7 @@ from kerascnn import DEFAULT_MODEL
 from kerascnn.data.tasks import Task
 from kerascnn.errors import BadValue, UserError, first_line
 from kerascnn.model.domain import InputDomain, infer
+from kerascnn.model.memo import Memo
 from kerascnn.model.predict import predict_logits, softmax
 from kerascnn.model.twin import computes_in, float32_twin
 
@@ -142,9 +143,7 @@ class Subject:
             derived[key]
         # attributions.explain's results for this subject's logits model, which no experiment changes (the
         # randomisation check changes a clone): the faithfulness and explanation-metrics sections of a report
-        # explain the same first test images with the same settings (see attributions.gradients.Memo)
-        from kerascnn.attributions.gradients import Memo
-
+        # explain the same first test images with the same settings (see kerascnn.model.memo)
         self.explained = Memo()
         if check:
             self.check_task()
