@@ -269,7 +269,7 @@ def test_the_report_scores_the_explanations_beside_the_faithfulness_section(tmp_
 
 
 def test_the_subjects_memo_gives_the_maps_of_computing_again_and_spares_the_work(tiny_subject, monkeypatch):
-    """Subject.explained: faithfulness and the metrics explain the same first test images with the same
+    """Subject.memo: faithfulness and the metrics explain the same first test images with the same
     settings, and random-logit re-explains them for other classes, where occlusion's forward passes are
     the same. With the memo: the same numbers as a fresh subject, each map set and each image's occluded
     copies computed once; a changed setting, target or image is computed anew."""
@@ -281,7 +281,7 @@ def test_the_subjects_memo_gives_the_maps_of_computing_again_and_spares_the_work
     settings.smoothgrad_samples, settings.ig_steps = 4, 4
     images = tiny_subject.task.test()[0][:3]
     targets = tiny_subject.logits(images).argmax(axis=1)
-    model, memo = tiny_subject.logits_model, tiny_subject.explained
+    model, memo = tiny_subject.logits_model, tiny_subject.memo
     layer = attributions.gradcam_layer(tiny_subject, None)
     calls = {"explain": 0, "occluded": 0}
     real_explain, real_occluded = attributions._explain, patches.predict_occluded

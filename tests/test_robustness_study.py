@@ -74,3 +74,29 @@ def test_one_model_has_no_transfer_matrix(two_models, idx_dir):
     data = json.loads(json.dumps(result.to_dict()))
     assert data["transfer"] is None and np.isfinite(data["minimal_median"]["l2"]["a"])
     assert len(robustness_study.table(result).rows) == 1
+
+
+def test_the_certified_section_takes_the_robustness_sections_smallest_l2_changes(two_models, idx_dir, monkeypatch):
+    """Where the certified section smooths the subject itself (any dataset but MNIST), it asks for the
+    smallest L2 changes of the same first test images with the same options as the robustness section:
+    minimal.shared runs FMN once per subject and options, and gives what a fresh run gives."""
+    from kerascnn.data.tasks import Task
+    from kerascnn.experiments import certify_study, minimal
+    from kerascnn.model.subject import Subject
+
+    task = Task(data_dir=str(idx_dir))
+    subject = Subject.load(two_models[0], task)
+    runs = []
+    real = minimal.run
+    monkeypatch.setattr(minimal, "run", lambda s, o, progress=None: runs.append(o) or real(s, o, progress))
+    monkeypatch.setattr(certify_study, "smoothed_path", lambda s: None)  # as off MNIST
+    study = robustness_study.run(subject, robustness_study.Options(**SMALL, minimal_fab=False, minimal_steps=20))
+    assert [o.norm for o in runs] == ["l2", "linf"]
+    certified = certify_study.run(subject, certify_study.Options(count=4, n=100, minimal_fab=False, minimal_steps=20,
+                                                                 attack_steps=2, attack_samples=2))
+    assert len(runs) == 2 and certified.minimal is study.minimal["l2"][0]  # no third FMN run
+    fresh = real(Subject.load(two_models[0], task), runs[0])
+    np.testing.assert_array_equal(certified.minimal.attack.distance, fresh.attack.distance)
+    certify_study.run(subject, certify_study.Options(count=3, n=100, minimal_fab=False, minimal_steps=20,
+                                                     attack_steps=2, attack_samples=2))
+    assert len(runs) == 3  # other options: run anew

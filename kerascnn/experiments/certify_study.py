@@ -56,8 +56,8 @@ def run(subject, options: Options, progress=None) -> Result:
     found = certify.run(smooth, certify.Options(sigma=options.sigma, n=options.n, count=options.count, attack=True,
                                                     attack_steps=options.attack_steps,
                                                     attack_samples=options.attack_samples))
-    smallest = minimal.run(smooth, minimal.Options(norm="l2", count=options.count, fab=options.minimal_fab,
-                                                   steps=options.minimal_steps))
+    smallest = minimal.shared(smooth, minimal.Options(norm="l2", count=options.count, fab=options.minimal_fab,
+                                                      steps=options.minimal_steps))
     return Result(found, smallest, options)
 
 

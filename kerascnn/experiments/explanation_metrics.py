@@ -149,7 +149,7 @@ def run(subject, options: Options, progress=None) -> Result:
     values = {k: {} for k in chosen}
     seconds = {}
     begin = time.perf_counter()
-    maps = attributions.explain(model, images, targets, settings, layer, memo=subject.explained).maps
+    maps = attributions.explain(model, images, targets, settings, layer, memo=subject.memo).maps
     seconds["maps"] = time.perf_counter() - begin
     tell(count, count, total)
     done = count
@@ -185,7 +185,7 @@ def run(subject, options: Options, progress=None) -> Result:
     if "random-logit" in chosen and classes > 1:
         begin = time.perf_counter()
         off = attributions.explain(model, images, scores.off_classes(targets, classes, options.logit_seed),
-                                   settings, layer, memo=subject.explained).maps
+                                   settings, layer, memo=subject.memo).maps
         for m in methods:
             values["random-logit"][m] = scores.random_logit(maps[m], off[m])
         seconds["random-logit"] = time.perf_counter() - begin

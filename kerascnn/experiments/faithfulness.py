@@ -120,7 +120,7 @@ def run(subject, options: Options, progress=None) -> Result:
     targets = target_class(subject, None, subject.logits(images).argmax(axis=1))
     work = 2 * count + options.randomise
     tell = progress or (lambda *a: None)
-    maps = attributions.explain(subject.logits_model, images, targets, settings, layer, memo=subject.explained)
+    maps = attributions.explain(subject.logits_model, images, targets, settings, layer, memo=subject.memo)
     tell(count, count, work)
     rng = np.random.default_rng(options.seed)
     orders = {m: np.stack([faithfulness.pixel_order(v, rng) for v in maps.maps[m]]) for m in settings.methods}

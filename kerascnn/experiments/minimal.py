@@ -82,6 +82,15 @@ def run(subject, options: Options, progress=None) -> Result:
     return Result(result, indices, labels[indices], model_label(subject), subject.class_names)
 
 
+def shared(subject, options: Options) -> Result:
+    """run(subject, options) once per subject (kept in Subject.memo): on a dataset other than MNIST the
+    report's robustness and certified sections both ask for the smallest L2 changes of the same first
+    test images with the same options (the certified section smooths the subject itself there). The
+    attacks are seeded, so a second run would give the same Result; callers only read it."""
+    options.check()
+    return subject.memo.get(("minimal", repr(options)), lambda: run(subject, options))
+
+
 def smaller_of(model, fmn, other):
     """Per image, the smaller successful perturbation of two MinimalResults (FMN's where they tie);
     the choice is recorded in settings["found_by"] and the result re-predicted."""

@@ -72,8 +72,8 @@ def run(subject, options: Options, progress=None) -> Result:
                                                       count=options.autoattack_count, sanity=0,
                                                       queries=options.autoattack_queries))
                  for s in subjects[:options.autoattack_models]]
-    smallest = {norm: [minimal.run(s, minimal.Options(norm=norm, count=options.minimal_count, fab=options.minimal_fab,
-                                                       steps=options.minimal_steps))
+    smallest = {norm: [minimal.shared(s, minimal.Options(norm=norm, count=options.minimal_count,
+                                                          fab=options.minimal_fab, steps=options.minimal_steps))
                        for s in subjects] for norm in ("l2", "linf")}
     noise = universal.run(subject, universal.Options(fit=options.fit, count=options.universal_count))
     matrix = None

@@ -1,4 +1,4 @@
-"""A small store of results for one model that does not change (Subject.explained): the newest up
+"""A small store of results for one model that does not change (Subject.memo): the newest up
 to a bound in bytes of arrays, keyed by what the caller computed from (`digest` of its images)."""
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import numpy as np
 
 
 class Memo:
-    """Results kept for one model that does not change (a Subject's logits model: Subject.explained),
+    """Results kept for one model that does not change (a Subject's logits model: Subject.memo),
     the newest of them up to `limit` bytes of arrays: explain's maps by (images, targets, settings,
-    layer) and occlusion's logits (every class) by image. A report explains its first test images with
+    layer), occlusion's logits (every class) by image, and experiments.minimal.shared's results by
+    options. A report explains its first test images with
     the same settings in two sections (faithfulness, then the explanation metrics), and the random-logit
     metric explains them again for other classes, where occlusion's forward passes are the same: at
     224 px these were 70 of the 150 s the two sections took (2026-12-06). A hit returns what the first

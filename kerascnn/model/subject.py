@@ -141,10 +141,11 @@ class Subject:
             derived[key] = _derive(model, domain, where, self.input_shape[-1])
         self.model, self.twin_of, self.domain, self.own_logits_model, self.ends_in_softmax, self.logits_model = \
             derived[key]
-        # attributions.explain's results for this subject's logits model, which no experiment changes (the
-        # randomisation check changes a clone): the faithfulness and explanation-metrics sections of a report
-        # explain the same first test images with the same settings (see kerascnn.model.memo)
-        self.explained = Memo()
+        # results for this subject's logits model, which no experiment changes (the randomisation check changes
+        # a clone): a report's faithfulness and explanation-metrics sections explain the same first test images
+        # with the same settings, and its robustness and certified sections may ask for the same smallest L2
+        # changes (see kerascnn.model.memo)
+        self.memo = Memo()
         if check:
             self.check_task()
 
