@@ -91,6 +91,29 @@ def test_faithfulness_correlation_against_pearson_of_the_closed_form_drop(linear
         assert score[i] == pytest.approx(np.corrcoef(sums, drop)[0, 1], abs=1e-5)
 
 
+def test_faithfulness_correlation_of_several_methods_runs_the_forward_passes_once(linear):
+    model, _ = linear
+    x = images(low=0.1)
+    targets = np.array([2, 0, 1, 1])
+    rng = np.random.default_rng(7)
+    maps = {name: rng.normal(size=(4,) + SHAPE[:2]) for name in ("a", "b", "c")}
+    calls = []
+
+    def predict(v):
+        calls.append(len(v))
+        return model.predict_on_batch(v)
+
+    together = metrics.faithfulness_correlation(predict, x, targets, maps, nr_runs=12, subset_size=5, seed=4,
+                                                images_per_call=3)
+    assert calls == [3 + 3 * 12, 1 + 12]     # two chunks of images, once for all three methods
+    assert list(together) == ["a", "b", "c"]
+    for name, m in maps.items():             # bit-equal to a call with that method's maps alone
+        alone = metrics.faithfulness_correlation(predict, x, targets, m, nr_runs=12, subset_size=5, seed=4,
+                                                 images_per_call=3)
+        np.testing.assert_array_equal(together[name], alone)
+    assert not np.array_equal(together["a"], together["b"])
+
+
 def test_sensitivity_and_local_lipschitz_of_a_gradient_known_in_closed_form(square):
     model, w = square
     x = images(n=2, low=0.0)

@@ -169,10 +169,9 @@ def run(subject, options: Options, progress=None) -> Result:
     subset = options.subset(images.shape[1:])
     if "faithfulness-correlation" in chosen:
         begin = time.perf_counter()
-        for m in methods:
-            values["faithfulness-correlation"][m] = scores.faithfulness_correlation(
-                subject.logits, images, targets, maps[m], nr_runs=options.nr_runs, subset_size=subset,
-                seed=options.seed)
+        values["faithfulness-correlation"] = scores.faithfulness_correlation(
+            subject.logits, images, targets, {m: maps[m] for m in methods}, nr_runs=options.nr_runs,
+            subset_size=subset, seed=options.seed)
         seconds["faithfulness-correlation"] = time.perf_counter() - begin
     done += count
     tell(done, count, total)
