@@ -104,6 +104,38 @@ def test_images_that_meet_the_goal_clean_skip_the_steps_and_the_others_are_uncha
     assert np.array_equal(result.images[~met], alone.images)
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"target": 2, "confidence": 0.7}])
+def test_the_bisection_takes_one_forward_pass_a_halving_and_matches_two(three_classes, kwargs, monkeypatch):
+    """Each halving asks the model once: both verdicts (the goal met as re-predicted, and clearly past
+    the boundary) come from the same logits, bit-equal to asking twice as it used to."""
+    from kerascnn.attacks import minimal_norm
+    from kerascnn.attacks.loop import predict_proba
+    from kerascnn.model.predict import predict_logits
+
+    model, _, _, x = three_classes
+    targeted, goal = "target" in kwargs, np.full(len(x), 2) if "target" in kwargs else model(x).numpy().argmax(1)
+    odds = (1 - kwargs["confidence"]) / kwargs["confidence"] if kwargs else 0.0
+    best = np.clip(x + np.random.default_rng(3).normal(0, 0.4, x.shape), 0, 1).astype(np.float32)
+    calls = []
+    monkeypatch.setattr(minimal_norm, "predict_logits", lambda *a, **k: (calls.append("logits"), predict_logits(*a, **k))[1])
+    monkeypatch.setattr(minimal_norm, "predict_proba", lambda *a: (calls.append("proba"), predict_proba(*a))[1])
+    ours = minimal_norm._bisect(model, x, best, goal, targeted, odds)
+    monkeypatch.undo()
+    assert calls == ["proba"] + ["logits"] * minimal_norm.BISECTION_STEPS   # the first verdict, then one a halving
+    delta, low = best - x, np.zeros(len(x), np.float32)  # the two-pass bisection, written out
+    high = np.where(minimal_norm.meets_goal(model, best, goal, targeted, odds), 1.0, np.nan).astype(np.float32)
+    ok = ~np.isnan(high)
+    assert 0 < ok.sum() < len(x)
+    for _ in range(minimal_norm.BISECTION_STEPS):
+        middle = (low + np.nan_to_num(high, nan=1.0)) / 2
+        moved = x + middle[:, None, None, None] * delta
+        meets = (minimal_norm.meets_goal(model, moved, goal, targeted, odds)
+                 & minimal_norm.clearly_past(model, moved, goal, targeted))
+        high, low = np.where(ok & meets, middle, high), np.where(ok & ~meets, middle, low)
+    scale = np.where(ok, np.nan_to_num(high, nan=1.0), 1.0)[:, None, None, None]
+    np.testing.assert_array_equal(ours, np.clip(x + scale * delta, 0.0, 1.0).astype(np.float32))
+
+
 @pytest.mark.parametrize("kwargs, param", [({"norm": "l1"}, "norm"), ({"steps": 0}, "steps"),
                                            ({"target": 3}, "target"), ({"confidence": 0.9}, "confidence")])
 def test_bad_values_name_their_parameter(three_classes, kwargs, param):

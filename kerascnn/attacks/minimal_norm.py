@@ -39,7 +39,7 @@ from kerascnn.attacks.loop import (
 )
 from kerascnn.errors import BadValue
 from kerascnn.model.batching import batch_size as fitting
-from kerascnn.model.predict import predict_logits
+from kerascnn.model.predict import predict_logits, softmax
 
 #: FMN's published settings: alpha from ALPHA to ALPHA / 100, gamma from 0.05 to 0.001.
 ALPHA = {"l2": 1.0, "linf": 10.0}
@@ -208,10 +208,11 @@ def _clearly_met(logits: np.ndarray, goal: np.ndarray, targeted: bool, odds: flo
     return value < -CLEARANCE * (1.0 + np.abs(own))
 
 
-def meets_goal(model, images: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
-    """(N,) bool, from the model's own predictions of the arrays (the same function results use)."""
+def meets_goal(model, images: np.ndarray, goal: np.ndarray, targeted: bool, odds: float, logits=None) -> np.ndarray:
+    """(N,) bool, from the model's own predictions of the arrays (the same function results use);
+    `logits`: those predictions, when the caller already has predict_logits(model, images)."""
 
-    probabilities = predict_proba(model, images)
+    probabilities = predict_proba(model, images) if logits is None else softmax(logits)
     predicted = probabilities.argmax(axis=1)
     if not targeted:
         return predicted != goal
@@ -232,7 +233,9 @@ def _bisect(model, originals: np.ndarray, best: np.ndarray, goal: np.ndarray, ta
     for _ in range(BISECTION_STEPS):
         middle = (low + np.nan_to_num(high, nan=1.0)) / 2
         moved = originals + middle[:, None, None, None] * delta
-        meets = meets_goal(model, moved, goal, targeted, odds) & clearly_past(model, moved, goal, targeted)
+        # one forward pass for both verdicts (predict_proba is the softmax of these very logits)
+        logits = predict_logits(model, moved)
+        meets = meets_goal(model, moved, goal, targeted, odds, logits) & _clearly_met(logits, goal, targeted, 0.0)
         high = np.where(ok & meets, middle, high)
         low = np.where(ok & ~meets, middle, low)
     scale = np.where(ok, np.nan_to_num(high, nan=1.0), 1.0)[:, None, None, None]
