@@ -230,10 +230,12 @@ def minimal(subject, norm, target, count, steps, fab, out_dir, force, as_json):
               show_default=True, help="Passes over the fitting images.")
 @click.option("--seed", type=int, default=default_of(universal_exp.Options, "seed"), show_default=True,
               help="Seeds the order of the fitting batches.")
+@click.option("--noise-steps", type=click.IntRange(min=1), default=default_of(universal_exp.Options, "noise_steps"),
+              show_default=True, help="Steps of the one-image noise (the noise command's; it stops early at its goal).")
 @out_options("attack-universal")
 @json_option
 @guarded
-def universal(subject, target, norm, eps, fit, count, epochs, seed, out_dir, force, as_json):
+def universal(subject, target, norm, eps, fit, count, epochs, seed, noise_steps, out_dir, force, as_json):
     """A real universal perturbation towards --target, beside the assignment's one-image noise.
 
     One noise within the --eps ball of --norm is fitted on --fit training images by stochastic
@@ -244,5 +246,6 @@ def universal(subject, target, norm, eps, fit, count, epochs, seed, out_dir, for
     Writes universal.png, universal_noise.npy, one_image_noise.npy and result.json (per class too).
     """
     subject = subject(command="attack universal")
-    options = universal_exp.Options(target=target, norm=norm, eps=eps, fit=fit, count=count, epochs=epochs, seed=seed)
+    options = universal_exp.Options(target=target, norm=norm, eps=eps, fit=fit, count=count, epochs=epochs, seed=seed,
+                                    noise_steps=noise_steps)
     _run(universal_exp, subject, options, "universal", out_dir, force, as_json, "universal", show_done=False)

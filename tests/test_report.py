@@ -294,7 +294,7 @@ def test_a_model_of_real_size_gets_the_heavy_budgets_and_the_others_the_commands
                                                                                    monkeypatch):
     """is_heavy (over 2 million activations an image: a MobileNetV2 at 224 px) switches the plan to
     HEAVY_OPTIONS, section by section, and only then: the report on bench_realsize's network took 984 s
-    before these budgets (2026-12-06) and about 5 minutes with them."""
+    before these budgets (2026-12-06) and about 4 minutes with them."""
     import kerascnn.reporting.build as report_lib
     from kerascnn.data.tasks import Task
     from kerascnn.model.subject import Subject
@@ -325,5 +325,8 @@ def test_a_model_of_real_size_gets_the_heavy_budgets_and_the_others_the_commands
             assert light[sid].settings.occlusion_stride is None
             seen.add("attributions")
     assert set(budgets) <= seen  # every budget reaches its section
-    certified = heavy["certified"]
+    certified, robust = heavy["certified"], heavy["robustness"]
     assert (certified.attack_steps, certified.attack_samples) == (20, 8)
+    # the same smallest L2 changes in both sections, so that one FMN run serves both (minimal.shared)
+    assert ((certified.count, certified.minimal_steps, certified.minimal_fab)
+            == (robust.minimal_count, robust.minimal_steps, robust.minimal_fab))

@@ -63,7 +63,7 @@ def test_other_shipped_models_join_only_the_shipped_cnn(two_models, idx_dir):
     assert robustness_study.shipped_others(Subject.load(two_models[0], Task(data_dir=str(idx_dir)))) == ()
 
 
-def test_one_model_has_no_transfer_matrix(two_models, idx_dir):
+def test_one_model_has_no_transfer_matrix(two_models, idx_dir, monkeypatch):
     from kerascnn.model.subject import Subject
     from kerascnn.data.tasks import Task
 
@@ -74,6 +74,10 @@ def test_one_model_has_no_transfer_matrix(two_models, idx_dir):
     data = json.loads(json.dumps(result.to_dict()))
     assert data["transfer"] is None and np.isfinite(data["minimal_median"]["l2"]["a"])
     assert len(robustness_study.table(result).rows) == 1
+    median = data["minimal_median"]["l2"]["a"]   # three significant digits, however small (0.0043 read "0.00")
+    assert f"(median minimal L2 {median:.3g})" in robustness_study.summary(result)
+    monkeypatch.setattr(type(result.minimal["l2"][0].attack), "median", lambda self: 0.0043)
+    assert "(median minimal L2 0.0043)" in robustness_study.summary(result)
 
 
 def test_the_certified_section_takes_the_robustness_sections_smallest_l2_changes(two_models, idx_dir, monkeypatch):

@@ -87,14 +87,14 @@ def model_paths(tmp_path_factory):
 def test_universal_command_compares_at_the_same_budget(model_paths, idx_dir, tmp_path):
     out = tmp_path / "u"
     result = cli("attack", "universal", "--model", model_paths[0], "--data-dir", idx_dir, "--target", 3,
-                 "--fit", 100, "--count", 50, "--epochs", 2, "--out", out)
+                 "--fit", 100, "--count", 50, "--epochs", 2, "--noise-steps", 300, "--out", out)
     assert result.exit_code == 0, result.output
     assert written(out) == {"universal.png", "universal_noise.npy", "one_image_noise.npy", "result.json"}
     data = json.loads((out / "result.json").read_text())
     one, fitted = np.load(out / "one_image_noise.npy"), np.load(out / "universal_noise.npy")
     assert data["norm"] == "linf" and data["eps"] == pytest.approx(float(np.abs(one).max()), rel=1e-6)
     assert float(np.abs(fitted).max()) <= data["eps"] * (1 + 1e-5)
-    assert data["universal"]["count"] == data["one_image"]["count"] == 50
+    assert data["universal"]["count"] == data["one_image"]["count"] == 50 and data["one_image"]["steps"] == 300
     # re-predicted by Keras itself on the held-out images the result names
     from kerascnn.data.tasks import Task
 
@@ -105,8 +105,28 @@ def test_universal_command_compares_at_the_same_budget(model_paths, idx_dir, tmp
     assert data["universal"]["fraction_target"] == pytest.approx(float(np.mean(predicted == 3)))
 
 
+def test_the_one_image_noise_takes_its_own_step_budget(model_paths, idx_dir, monkeypatch):
+    """noise_steps (the report's budget on a model of real size) reaches the one-image noise, is
+    recorded, and defaults to the noise command's steps; 0 is refused naming it."""
+    from kerascnn import attacks
+    from kerascnn.data.tasks import Task
+    from kerascnn.experiments import noise as noise_exp, universal
+    from kerascnn.model.subject import Subject
+
+    subject = Subject.load(model_paths[0], Task("mnist", str(idx_dir)))
+    seen, real = [], attacks.noise
+    monkeypatch.setattr(attacks, "noise", lambda *a, **k: (seen.append(k["steps"]), real(*a, **k))[1])
+    result = universal.run(subject, universal.Options(target=3, fit=20, count=10, epochs=1, noise_steps=7))
+    assert seen == [7] and result.to_dict()["one_image"]["steps"] == 7
+    assert universal.Options().noise_steps == noise_exp.Options().steps == 500
+    with pytest.raises(BadValue) as error:
+        universal.run(subject, universal.Options(noise_steps=0))
+    assert error.value.param == "noise_steps"
+
+
 @pytest.mark.parametrize("args, option", [(["--eps", "-0.1"], "--eps"), (["--norm", "l1"], "--norm"),
-                                          (["--fit", "0"], "--fit"), (["--target", "11"], "--target")])
+                                          (["--fit", "0"], "--fit"), (["--target", "11"], "--target"),
+                                          (["--noise-steps", "0"], "--noise-steps")])
 def test_universal_bad_values(args, option, model_paths, idx_dir, tmp_path):
     result = cli("attack", "universal", *args, "--model", model_paths[0], "--data-dir", idx_dir, "--out", tmp_path / "o")
     assert result.exit_code == 2, result.output

@@ -23,6 +23,7 @@ class Options:
     minimal_count: int = 50          # test images for the minimal perturbations
     fit: int = 500                   # training images each universal noise is fitted on
     universal_count: int = 1000      # held-out test images the first model's universal noise is measured on
+    universal_noise_steps: int = universal.Options.noise_steps  # the one-image noise it is set against: its steps
     transfer_eps: float = 0.2
     autoattack_eps: float = 0.1      # the one eps of the full AutoAttack (standard version)
     autoattack_count: int = 50       # test images for it (the first ones)
@@ -75,7 +76,8 @@ def run(subject, options: Options, progress=None) -> Result:
     smallest = {norm: [minimal.shared(s, minimal.Options(norm=norm, count=options.minimal_count,
                                                           fab=options.minimal_fab, steps=options.minimal_steps))
                        for s in subjects] for norm in ("l2", "linf")}
-    noise = universal.run(subject, universal.Options(fit=options.fit, count=options.universal_count))
+    noise = universal.run(subject, universal.Options(fit=options.fit, count=options.universal_count,
+                                                     noise_steps=options.universal_noise_steps))
     matrix = None
     if len(subjects) > 1:
         matrix = transfer.run(subjects, subjects, transfer.Options(eps=options.transfer_eps, count=options.count,
@@ -132,7 +134,7 @@ def summary(result: Result) -> str:
         if strong is not None:
             text += (f" and {strong.accuracy('autoattack')[-1]:.0%} of {o.autoattack_count} under AutoAttack at "
                      f"{o.autoattack_eps:g} ({_autoattack_words(o)})")
-        parts.append(text + f" (median minimal L2 {result.minimal['l2'][i].attack.median():.2f})")
+        parts.append(text + f" (median minimal L2 {result.minimal['l2'][i].attack.median():.3g})")
     text = "; ".join(parts) + ". " + universal.summary(result.universal)
     if result.transfer is not None:
         text += " " + transfer.summary(result.transfer)

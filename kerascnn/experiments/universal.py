@@ -40,13 +40,14 @@ class Options:
     batch_size: int = 100
     lr: float = 0.2                  # the first step, as a fraction of eps (decays along a cosine)
     seed: int = 0
+    noise_steps: int = noise_exp.Options.steps  # the one-image noise's steps (the noise command's)
 
     def check(self) -> None:
 
         check_norm(self.norm)
         if self.eps is not None:
             check_eps(self.eps)
-        for name in ("fit", "count", "epochs", "batch_size"):
+        for name in ("fit", "count", "epochs", "batch_size", "noise_steps"):
             if getattr(self, name) < 1:
                 raise BadValue(name, f"must be at least 1, got {getattr(self, name)}")
 
@@ -61,6 +62,7 @@ class Result:
     model: str
     class_names: tuple | None = None
     eps_model_units: float | list | None = None  # eps in the model's own input units (kerascnn.model.domain)
+    noise_steps: int | None = None   # the one-image noise's step budget
 
     @property
     def eps(self) -> float:
@@ -70,7 +72,7 @@ class Result:
         return {"model": self.model, "target": self.fit.target,
                 "target_name": class_name(self.class_names, self.fit.target), "norm": self.fit.norm, "eps": self.eps,
                 "eps_model_units": self.eps_model_units,
-                "one_image": self.one.to_dict() | {"source": self.source},
+                "one_image": self.one.to_dict() | {"source": self.source, "steps": self.noise_steps},
                 "universal": self.fitted.to_dict() | {"fit": self.fit.settings, "fit_fraction": self.fit.fit_fraction,
                                                       "seconds": round(self.fit.seconds, 3)}}
 
@@ -97,7 +99,7 @@ def run(subject, options: Options, progress=None) -> Result:
         raise BadValue("target", f"leaves no other class with a test image to start from in {task.name}")
     index = task.first_of_class(source_class)
     images, labels = task.test()
-    defaults = noise_exp.Options()
+    defaults = replace(noise_exp.Options(), steps=options.noise_steps)
     one = attacks.noise(model, images[index], target, confidence=defaults.confidence, beta=defaults.beta,
                         **attack_settings(defaults))
     one_noise = one.noise[0]
@@ -112,7 +114,7 @@ def run(subject, options: Options, progress=None) -> Result:
                                                       indices=held_out), class_names=subject.class_names)
     return Result(measure(project(one_noise, options.norm, eps)), measure(fit.noise), fit, one_noise,
                   f"test image {index} (the first {task.label(source_class)})", model_label(subject),
-                  subject.class_names, subject.eps_in_model_units(fit.eps))
+                  subject.class_names, subject.eps_in_model_units(fit.eps), options.noise_steps)
 
 
 def figures(result: Result) -> dict:
