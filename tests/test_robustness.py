@@ -68,6 +68,40 @@ def test_fgm_l2_steps_along_the_unit_gradient(model):
     np.testing.assert_allclose(fgm(model, x, labels, 0.5, norm="l2").images, np.clip(x + 0.5 * unit, 0, 1), atol=1e-5)
 
 
+@pytest.mark.parametrize("norm, eps, targeted", [("linf", [0.05, 0.1, 0.3], False), ("linf", [0.1, 0.2], True),
+                                                   ("l2", [0.5, 2.0], False)])
+def test_fgm_curve_is_fgm_on_the_tiled_batch_with_one_gradient_an_image(model, norm, eps, targeted, monkeypatch):
+    """fgm_curve (the robustness command's FGSM column) against fgm on every (eps, image) pair and
+    against our own gradient; its compiled gradient sees each image once, not once per eps."""
+    from kerascnn.attacks import fgm as fgm_module
+
+    x = images_of((28, 28, 1), n=10)
+    labels = np.arange(len(x)) % 10
+    seen, real = [], fgm_module._compile_direction
+    monkeypatch.setattr(fgm_module, "_compile_direction", lambda *a: (lambda f: lambda v, t: (
+        seen.append(len(v)), f(v, t))[1])(real(*a)))
+    curve = fgm_module.fgm_curve(tiny_model(seed=3), x, labels, eps, norm=norm, targeted=targeted, batch_size=4)
+    assert sum(seen) == len(x)
+    tiled = fgm(tiny_model(seed=3), np.tile(x, (len(eps), 1, 1, 1)), np.tile(labels, len(eps)),
+                np.repeat(np.float32(eps), len(x)), norm=norm, targeted=targeted, batch_size=4)
+    np.testing.assert_array_equal(curve.eps, tiled.eps)
+    np.testing.assert_array_equal(curve.originals, tiled.originals)
+    np.testing.assert_array_equal(curve.labels, tiled.labels)
+    if norm == "linf":  # signs: bit for bit
+        np.testing.assert_array_equal(curve.images, tiled.images)
+    else:               # the unit gradient's length may round one ulp apart between the two traces
+        np.testing.assert_allclose(curve.images, tiled.images, atol=3e-7, rtol=0)
+    np.testing.assert_array_equal(curve.predicted, tiled.predicted)
+    grad = own_gradient(tiny_model(seed=3), x, labels)
+    unit = np.sign(grad) if norm == "linf" else grad / np.sqrt(np.sum(grad ** 2, axis=(1, 2, 3), keepdims=True))
+    sign = -1 if targeted else 1
+    expected = np.concatenate([np.clip(x + sign * e * unit, 0, 1) for e in eps])
+    np.testing.assert_allclose(curve.images, expected, atol=1e-5)
+    with pytest.raises(BadValue) as error:
+        fgm_module.fgm_curve(model, x, labels, [0.1, -1.0])
+    assert error.value.param == "eps"
+
+
 @pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 1.0)])
 def test_pgd_stays_in_its_ball_and_in_range(model, norm, eps):
     x = images_of((28, 28, 1))

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascnn.attacks.ensemble import autoattack
-from kerascnn.attacks.fgm import fgm
+from kerascnn.attacks.fgm import fgm, fgm_curve
 from kerascnn.attacks.projected_gradient import pgd
 from kerascnn.experiments.common import model_label
 from kerascnn.experiments.robustness_checks import checks, flags, hints
@@ -143,8 +143,11 @@ def run(subject, options: Options, progress=None) -> Result:
         result = None
         if attacked:
             units = options.pgd_steps * options.restarts if column == "pgd" else 100
-            result = _attack(column, model, tiled, np.tile(labels, len(attacked)), radii, options, share(k, units),
-                             lambda name, right: after.__setitem__(name, by_eps(right)))
+            if column == "fgsm":  # one gradient per image for every eps (fgm_curve), the tiled layout
+                result = fgm_curve(model, images, labels, attacked, norm=options.norm, batch_size=options.batch_size)
+            else:
+                result = _attack(column, model, tiled, np.tile(labels, len(attacked)), radii, options,
+                                 share(k, units), lambda name, right: after.__setitem__(name, by_eps(right)))
         seconds[column] = time.perf_counter() - begin
         rows, pictures, predicted = [], [], []
         for e in options.eps:
