@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kerascnn.attacks.ensemble import autoattack
-from kerascnn.attacks.fgm import fgm, fgm_curve
+from kerascnn.attacks.fgm import fgm_curve
 from kerascnn.attacks.projected_gradient import pgd
 from kerascnn.experiments.common import model_label
 from kerascnn.experiments.robustness_checks import checks, flags, hints
@@ -100,10 +100,8 @@ def huge_eps(norm: str, shape) -> float:
 
 
 def _attack(column: str, model, images, labels, radii, options: Options, progress=None, after=None):
-    """One column's attack on the tiled images -> its BoundedResult."""
+    """One column's attack on the tiled images -> its BoundedResult (FGSM's column: fgm_curve, in run)."""
     o = options
-    if column == "fgsm":
-        return fgm(model, images, labels, radii, norm=o.norm, batch_size=o.batch_size)
     if column == "pgd":
         return pgd(model, images, labels, radii, norm=o.norm, steps=o.pgd_steps, step_fraction=o.pgd_step_fraction,
                    restarts=o.restarts, seed=o.seed, batch_size=o.batch_size, progress=progress)
