@@ -35,7 +35,6 @@ from kerascnn.attacks.loop import (
     check_class,
     check_settings,
     model_shape,
-    predict_proba,
 )
 from kerascnn.errors import BadValue
 from kerascnn.model.batching import batch_size as fitting
@@ -183,12 +182,6 @@ def _compile(model, norm: str, targeted: bool, odds: float, alpha: float):
 CLEARANCE = 1e-4
 
 
-def clearly_past(model, images: np.ndarray, goal: np.ndarray, targeted: bool) -> np.ndarray:
-    """(N,) bool: the deciding logit gap exceeds CLEARANCE * (1 + |logit|), so that the verdict
-    survives float32 rounding in any later evaluation."""
-    return _clearly_met(predict_logits(model, images), goal, targeted, 0.0)
-
-
 def _clearly_met(logits: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
     """(N,) bool: `margin` of the logits below -CLEARANCE * (1 + |goal's logit|) (computed in float64); with
     odds 0, the deciding logit gap (the goal's over the others targeted, the others' over the label's
@@ -208,11 +201,11 @@ def _clearly_met(logits: np.ndarray, goal: np.ndarray, targeted: bool, odds: flo
     return value < -CLEARANCE * (1.0 + np.abs(own))
 
 
-def meets_goal(model, images: np.ndarray, goal: np.ndarray, targeted: bool, odds: float, logits=None) -> np.ndarray:
-    """(N,) bool, from the model's own predictions of the arrays (the same function results use);
-    `logits`: those predictions, when the caller already has predict_logits(model, images)."""
+def meets_goal(logits: np.ndarray, goal: np.ndarray, targeted: bool, odds: float) -> np.ndarray:
+    """(N,) bool, from the model's own logits of the arrays (predict_logits, the function results use;
+    their softmax is predict_proba's)."""
 
-    probabilities = predict_proba(model, images) if logits is None else softmax(logits)
+    probabilities = softmax(logits)
     predicted = probabilities.argmax(axis=1)
     if not targeted:
         return predicted != goal
@@ -228,14 +221,14 @@ def _bisect(model, originals: np.ndarray, best: np.ndarray, goal: np.ndarray, ta
     that still meets the goal as re-predicted; those that do not meet it are returned unchanged."""
     delta = best - originals
     low = np.zeros(len(best), np.float32)
-    high = np.where(meets_goal(model, best, goal, targeted, odds), 1.0, np.nan).astype(np.float32)
+    high = np.where(meets_goal(predict_logits(model, best), goal, targeted, odds), 1.0, np.nan).astype(np.float32)
     ok = ~np.isnan(high)
     for _ in range(BISECTION_STEPS):
         middle = (low + np.nan_to_num(high, nan=1.0)) / 2
         moved = originals + middle[:, None, None, None] * delta
-        # one forward pass for both verdicts (predict_proba is the softmax of these very logits)
+        # one forward pass for both verdicts: the goal met as re-predicted, and clearly past the boundary
         logits = predict_logits(model, moved)
-        meets = meets_goal(model, moved, goal, targeted, odds, logits) & _clearly_met(logits, goal, targeted, 0.0)
+        meets = meets_goal(logits, goal, targeted, odds) & _clearly_met(logits, goal, targeted, 0.0)
         high = np.where(ok & meets, middle, high)
         low = np.where(ok & ~meets, middle, low)
     scale = np.where(ok, np.nan_to_num(high, nan=1.0), 1.0)[:, None, None, None]
