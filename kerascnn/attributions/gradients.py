@@ -160,7 +160,6 @@ def gradcam(model, images, targets, layer: str, upsample: bool = True, batch: in
     return tf.image.resize(cams[..., None], images.shape[1:3], method="bilinear").numpy()[..., 0]
 
 
-#: The occlusion attribution's positions a side on large images (stride 1 up to 32 + patch - 1 pixels).
 def occlusion(model, images, targets, patch: int, stride: int | None = None, batch: int | None = None,
               memo: "Memo | None" = None) -> np.ndarray:
     """Per pixel, the mean drop of the target's logit (clean minus occluded) over the positions of a
