@@ -11,10 +11,10 @@ class Memo:
     """Results kept for one model that does not change (a Subject's logits model: Subject.memo),
     the newest of them up to `limit` bytes of arrays: explain's maps by (images, targets, settings,
     layer), occlusion's logits (every class) by image, and experiments.minimal.shared's results by
-    options. A report explains its first test images with
-    the same settings in two sections (faithfulness, then the explanation metrics), and the random-logit
-    metric explains them again for other classes, where occlusion's forward passes are the same: at
-    224 px these were 70 of the 150 s the two sections took (2026-12-06). A hit returns what the first
+    options. A report explains its first test images with the same settings in two sections
+    (faithfulness, then the explanation metrics), and the random-logit metric explains them again for
+    other classes, where occlusion's forward passes are the same: at 224 px these were 70 of the 150 s
+    the two sections took (2026-12-06). A hit returns what the first
     call computed, so the numbers are those of computing again (every method is deterministic under
     its seed). The bound is in bytes, not entries: the MNIST report's 100 images are 100 occlusion
     entries of 25 KB, and a 1,000-class model at 224 px makes 3 MB ones."""

@@ -42,6 +42,8 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
 
     convs = subject.conv_layers()
     heavy = is_heavy(subject)
+    # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
+    small = HEAVY_OPTIONS if heavy else {}
     steps = [("evaluation", "Test predictions", "evaluation", evaluation.Options())]
     if convs:
         steps.append(("filters", f"Filters of {convs[0]}", "filters", filters.Options(layer=convs[0])))
@@ -56,7 +58,7 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
     # a model of real size keeps the plain ascent alone. MNIST: also what the model takes for each digit.
     steps += [(f"maximize_{look}", f"What the filters of {look} look for", "maximize",
                maximize.Options(layer=look, style="plain" if heavy else "both",
-                                **(HEAVY_OPTIONS["maximize"] if heavy else {})))] if convs else []
+                                **small.get("maximize", {})))] if convs else []
     if task.is_mnist and not heavy:
         steps.append(("maximize_classes", "What the model takes for each digit", "maximize",
                       maximize.Options(classes=tuple(range(task.num_classes)), style="lucid")))
@@ -69,7 +71,7 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
             continue  # one class with test images: one occlusion section
         steps.append((f"occlusion_{pick.class_name}", f"Occlusion of the first {pick.class_name}", "occlusion",
                       occlusion.Options(pick=pick, map=not heavy or digit == 7,
-                                        **(HEAVY_OPTIONS["occlusion"] if heavy else {}))))
+                                        **small.get("occlusion", {}))))
         if digit == 7 and task.is_mnist and convs:
             # beside the occlusion of the 7: does its logit use the horizontal bar the patches point at? TCAV with
             # the MNIST demonstration concepts on 100 test images a class, with 20 CAVs a concept where the command
@@ -77,9 +79,7 @@ def plan(task: Task, subject) -> list[tuple[str, str, str, object]]:
             # bar's 1.00 for the 7 at p = 0.0034 > 0.0013 (measured 2026-12-06); 20 runs cost about 6 s
             steps.append(("concepts", "Concepts the classes use (TCAV)", "concepts", concepts.Options(random_runs=20)))
     maps = Settings(methods=METHODS if subject.spatial_layers() else tuple(m for m in METHODS if m != "gradcam"),
-                    **(HEAVY_OPTIONS["attributions"] if heavy else {}))
-    # A model of real size gets fewer images and steps (HEAVY_OPTIONS), so that the page stays minutes.
-    small = HEAVY_OPTIONS if heavy else {}
+                    **small.get("attributions", {}))
     steps += [("explain", f"Explanations of the first {first.class_name}", "explain",
                explain.Options(pick=first, settings=maps)),
               ("faithfulness", "Which explanation to believe", "faithfulness",
